@@ -1,0 +1,59 @@
+# popug: PGXS build of extension/ and workers/ into one library, popug.so.
+#
+#   make            build popug.so and the install script
+#   make install    install into the PostgreSQL that pg_config names
+#   make test       install what is missing, then run every test on a
+#                   throwaway cluster (see test/run.sh)
+#   make demo       a local cluster with workers, an SMTP catcher and a
+#                   scripted day (see demo/run.sh)
+#   make bench      benchmarks, each beside its baseline (see bench/run.sh)
+
+EXTVERSION = 0.1
+
+MODULE_big = popug
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c workers/*.c)))
+
+# The install script is generated from extension/sql/*.sql, concatenated in
+# name order, so each feature keeps its schema next to the others.
+MODULEDIR = extension
+DATA = extension/popug.control
+DATA_built = extension/popug--$(EXTVERSION).sql
+SQL_PARTS = $(sort $(wildcard extension/sql/*.sql))
+
+REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=. --load-extension=popug
+
+PG_CPPFLAGS = -I$(srcdir)/extension
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Wno-sign-compare
+SHLIB_LINK = -lcurl
+EXTRA_CLEAN = extension/popug--$(EXTVERSION).sql
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+.DEFAULT_GOAL := all
+
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
+else
+all install installcheck:
+	@echo "PostgreSQL 15 server headers not found (pg_config --pgxs)." >&2
+	@echo "Run 'make test' or 'make demo' (they install them), or: apt-get install postgresql-server-dev-15 libcurl4-openssl-dev" >&2
+	@exit 1
+endif
+
+extension/popug--$(EXTVERSION).sql: $(SQL_PARTS)
+	cat $(SQL_PARTS) > $@
+
+$(OBJS): extension/popug.h
+
+.PHONY: test demo bench
+test:
+	bash test/run.sh
+
+demo:
+	bash demo/run.sh
+
+bench:
+	bash bench/run.sh

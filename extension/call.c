@@ -1,0 +1,208 @@
+/*-------------------------------------------------------------------------
+ *
+ * call.c
+ *		The frame of every SQL-callable popug function: who calls, switching
+ *		to the extension owner for table access, and kept SPI plans.
+ *
+ * popug's functions are SECURITY INVOKER so that current_user on entry is
+ * the caller, including after SET ROLE (a SECURITY DEFINER function would
+ * see its owner instead).  popug_begin records the caller and its active
+ * account, then switches the user id to the owner of schema popug with
+ * SECURITY_LOCAL_USERID_CHANGE, as PostgreSQL's own RI triggers do; the
+ * switch is undone by popug_end, or by transaction (or subtransaction)
+ * abort if the call fails.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "popug.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/syscache.h"
+
+static const char *const role_names[] = {"admin", "manager", "accountant", "worker"};
+
+/* popug.role label to PopugRole. */
+PopugRole
+popug_role_from_name(const char *name)
+{
+	for (int i = 0; i < lengthof(role_names); i++)
+		if (strcmp(name, role_names[i]) == 0)
+			return (PopugRole) (1 << i);
+	elog(ERROR, "unknown popug role \"%s\"", name);
+	return POPUG_NO_ROLE;		/* keep compiler quiet */
+}
+
+/* PopugRole to its popug.role label. */
+const char *
+popug_role_name(PopugRole role)
+{
+	for (int i = 0; i < lengthof(role_names); i++)
+		if (role == (PopugRole) (1 << i))
+			return role_names[i];
+	return "none";
+}
+
+/* The owner of schema popug, as whom popug's table access runs. */
+static Oid
+popug_owner(void)
+{
+	Oid			nsp = get_namespace_oid("popug", false);
+	HeapTuple	tup;
+	Oid			owner;
+
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+static PopugPlan caller_plan = {
+	"SELECT id, role::text, active FROM popug.account WHERE login = $1",
+	1, {NAMEOID}
+};
+
+/*
+ * Starts a call: captures the caller and its account, switches to the
+ * extension owner and connects SPI.
+ */
+void
+popug_begin(PopugCall *call)
+{
+	Datum		arg;
+	bool		isnull;
+
+	memset(call, 0, sizeof(*call));
+	GetUserIdAndSecContext(&call->save_userid, &call->save_sec_context);
+	call->roleid = call->save_userid;
+	call->rolename = GetUserNameFromId(call->roleid, false);
+	call->superuser = superuser_arg(call->roleid);
+
+	SetUserIdAndSecContext(popug_owner(),
+						   call->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	arg = DirectFunctionCall1(namein, CStringGetDatum(call->rolename));
+	if (popug_exec(&caller_plan, &arg, NULL, true, 1) == 1)
+	{
+		if (DatumGetBool(popug_get(0, 3, &isnull)))
+		{
+			call->has_account = true;
+			memcpy(&call->account_id, DatumGetUUIDP(popug_get(0, 1, &isnull)),
+				   sizeof(pg_uuid_t));
+			call->role = popug_role_from_name(popug_get_text(0, 2));
+		}
+		else
+			call->inactive = true;
+	}
+}
+
+/* Ends a call: disconnects SPI and restores the caller's user id. */
+void
+popug_end(PopugCall *call)
+{
+	SPI_finish();
+	SetUserIdAndSecContext(call->save_userid, call->save_sec_context);
+}
+
+/*
+ * Refuses the call unless the caller has an active account with one of
+ * roles, or is a superuser and superuser_ok.  action names what was
+ * attempted, for the message.
+ */
+void
+popug_require(PopugCall *call, int roles, bool superuser_ok, const char *action)
+{
+	if (superuser_ok && call->superuser)
+		return;
+	if (call->inactive)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("popug account \"%s\" is deactivated", call->rolename),
+				 errdetail("A deactivated account cannot %s.", action)));
+	if (!call->has_account)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" has no active popug account", call->rolename),
+				 errdetail("Only a role with a popug account can %s.", action),
+				 errhint("An admin creates one with popug.account_create().")));
+	if ((call->role & roles) == 0)
+	{
+		StringInfoData allowed;
+
+		initStringInfo(&allowed);
+		for (int i = 0; i < lengthof(role_names); i++)
+			if (roles & (1 << i))
+				appendStringInfo(&allowed, "%s%s", allowed.len ? ", " : "",
+								 role_names[i]);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s", action),
+				 errdetail("Account \"%s\" has role %s; this needs %s.",
+						   call->rolename, popug_role_name(call->role),
+						   allowed.data)));
+	}
+}
+
+/*
+ * Executes a kept plan, preparing it on first use.  Returns the number of
+ * rows processed; SPI_tuptable holds the result.
+ */
+uint64
+popug_exec(PopugPlan *plan, Datum *values, const char *nulls, bool read_only,
+		   long count)
+{
+	int			rc;
+
+	if (plan->plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(plan->sql, plan->nargs, plan->argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", plan->sql,
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		plan->plan = p;
+	}
+	rc = SPI_execute_plan(plan->plan, values, nulls, read_only, count);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed (%s) for \"%s\"",
+			 SPI_result_code_string(rc), plan->sql);
+	return SPI_processed;
+}
+
+/* Column col (1-based) of row of the last result. */
+Datum
+popug_get(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col,
+						 isnull);
+}
+
+/* Column col of row of the last result as a C string, NULL for NULL. */
+char *
+popug_get_text(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+/* A random (version 4) UUID. */
+void
+popug_make_uuid(pg_uuid_t *out)
+{
+	if (!pg_strong_random(out->data, UUID_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random values")));
+	out->data[6] = (out->data[6] & 0x0f) | 0x40;
+	out->data[8] = (out->data[8] & 0x3f) | 0x80;
+}

@@ -1,0 +1,447 @@
+/*-------------------------------------------------------------------------
+ *
+ * events.c
+ *		The transactional outbox (SPEC 3): appending events and durable
+ *		consumers that read them in batches.
+ *
+ * Appending is one INSERT in the caller's transaction; it never locks or
+ * updates an existing row, and never NOTIFYs: the commit sets the notifier
+ * and accounting workers' latches (popug_wake_at_commit), and the notifier
+ * coalesces NOTIFY popug_events.
+ *
+ * A consumer's position is a snapshot, snap_lo: every event whose writing
+ * transaction is visible in it has been consumed.  Reading opens a window up
+ * to the current snapshot, snap_hi, and hands out the window's events (those
+ * visible in snap_hi and not in snap_lo) in id order, max_events at a time;
+ * last_id is the position inside the window.  Because the window is defined
+ * by visibility, not by id, an event whose transaction commits after a
+ * later-numbered one is never skipped, and events of one aggregate, written
+ * under that aggregate's row lock, come in order.  The batch handed out is
+ * remembered (batch_last_id) and handed out again until acknowledged.  The
+ * consumer row is locked FOR UPDATE by read and ack, so readers of one
+ * consumer queue up instead of sharing a batch.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "popug.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/numeric.h"
+
+#define MAX_BATCH 1000000
+
+/* ---- building a jsonb payload ---- */
+
+/* Starts a JSON object. */
+void
+pj_begin(PopugJson *js)
+{
+	js->state = NULL;
+	pushJsonbValue(&js->state, WJB_BEGIN_OBJECT, NULL);
+}
+
+/* Adds a key and a scalar value to the object. */
+static void
+pj_put(PopugJson *js, const char *key, JsonbValue *val)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(&js->state, WJB_KEY, &k);
+	pushJsonbValue(&js->state, WJB_VALUE, val);
+}
+
+/* Adds a string member; NULL becomes JSON null. */
+void
+pj_text(PopugJson *js, const char *key, const char *value)
+{
+	JsonbValue	v;
+
+	if (value == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) value;
+		v.val.string.len = strlen(value);
+	}
+	pj_put(js, key, &v);
+}
+
+/* Adds a uuid as a string member; NULL becomes JSON null. */
+void
+pj_uuid(PopugJson *js, const char *key, const pg_uuid_t *value)
+{
+	pj_text(js, key, value == NULL ? NULL :
+			DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(value))));
+}
+
+/* Adds a numeric member (money keeps its exact decimal value). */
+void
+pj_numeric(PopugJson *js, const char *key, Datum numeric)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = DatumGetNumeric(numeric);
+	pj_put(js, key, &v);
+}
+
+/* Adds an integer member. */
+void
+pj_int(PopugJson *js, const char *key, int64 value)
+{
+	pj_numeric(js, key, DirectFunctionCall1(int8_numeric, Int64GetDatum(value)));
+}
+
+/* Adds a date member as YYYY-MM-DD. */
+void
+pj_date(PopugJson *js, const char *key, Datum date)
+{
+	pj_text(js, key, DatumGetCString(DirectFunctionCall1(date_out, date)));
+}
+
+/* Ends the object and returns it as jsonb. */
+Jsonb *
+pj_end(PopugJson *js)
+{
+	return JsonbValueToJsonb(pushJsonbValue(&js->state, WJB_END_OBJECT, NULL));
+}
+
+/* ---- appending ---- */
+
+static PopugPlan append_plan = {
+	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) "
+	"VALUES ($1, $2, $3, $4, $5) RETURNING id",
+	5, {TEXTOID, INT4OID, TEXTOID, UUIDOID, JSONBOID}
+};
+
+/*
+ * Notes that the current transaction wrote events, so that the workers
+ * that follow the stream are woken when it commits.  Set-based writers that
+ * insert into popug.event themselves call this too.
+ */
+void
+popug_events_written(void)
+{
+	popug_wake_at_commit(POPUG_WORKER_NOTIFIER);
+	popug_wake_at_commit(POPUG_WORKER_ACCOUNTING);
+}
+
+/*
+ * Appends one event in the current transaction and returns its id.  Must
+ * run inside popug_begin/popug_end (SPI connected, as the owner).
+ */
+int64
+popug_event_append(const char *name, int version, const char *producer,
+				   const pg_uuid_t *aggregate_id, Jsonb *payload)
+{
+	Datum		args[5];
+	char		nulls[5] = "     ";
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = Int32GetDatum(version);
+	args[2] = CStringGetTextDatum(producer);
+	args[3] = aggregate_id ? UUIDPGetDatum(aggregate_id) : (Datum) 0;
+	nulls[3] = aggregate_id ? ' ' : 'n';
+	args[4] = JsonbPGetDatum(payload);
+	popug_exec(&append_plan, args, nulls, false, 1);
+	popug_events_written();
+	return DatumGetInt64(popug_get(0, 1, &isnull));
+}
+
+PG_FUNCTION_INFO_V1(popug_event_append_sql);
+
+/* SQL: popug.event_append(...), the same path for the extension owner. */
+Datum
+popug_event_append_sql(PG_FUNCTION_ARGS)
+{
+	PopugCall	call;
+	int64		id;
+
+	for (int i = 0; i < 5; i++)
+		if (i != 3 && PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("only aggregate_id may be null in popug.event_append")));
+	popug_begin(&call);
+	id = popug_event_append(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+							PG_GETARG_INT32(1),
+							text_to_cstring(PG_GETARG_TEXT_PP(2)),
+							PG_ARGISNULL(3) ? NULL : PG_GETARG_UUID_P(3),
+							PG_GETARG_JSONB_P(4));
+	popug_end(&call);
+	PG_RETURN_INT64(id);
+}
+
+/* ---- consumers ---- */
+
+/*
+ * The current snapshot as a pg_snapshot, with the current transaction's
+ * own xid (if any) counted as running: events this transaction writes
+ * after reading must not be taken as consumed when it commits.
+ */
+#define CURRENT_SNAPSHOT_SQL \
+	"SELECT CASE WHEN x IS NULL OR NOT pg_visible_in_snapshot(x, s) THEN s " \
+	"ELSE (least(pg_snapshot_xmin(s), x)::text || ':' || pg_snapshot_xmax(s)::text || ':' " \
+	"   || (SELECT string_agg(v::text, ',' ORDER BY v) " \
+	"         FROM (SELECT pg_snapshot_xip(s) AS v UNION SELECT x) q))::pg_snapshot END " \
+	"AS s FROM (SELECT pg_current_snapshot() AS s, pg_current_xact_id_if_assigned() AS x) t"
+
+/* Events in the window (snap_lo $1, snap_hi $2] */
+#define IN_WINDOW \
+	" e.txid >= pg_snapshot_xmin($1) AND e.txid < pg_snapshot_xmax($2)" \
+	" AND pg_visible_in_snapshot(e.txid, $2) AND NOT pg_visible_in_snapshot(e.txid, $1)"
+
+static PopugPlan consumer_insert_plan = {
+	"INSERT INTO popug.consumer (name, snap_lo) "
+	"SELECT $1, CASE WHEN $2 THEN '1:1:'::pg_snapshot ELSE (" CURRENT_SNAPSHOT_SQL ") END "
+	"ON CONFLICT (name) DO NOTHING",
+	2, {TEXTOID, BOOLOID}
+};
+static PopugPlan consumer_lock_plan = {
+	"SELECT snap_lo, snap_hi, last_id, win_max_id, batch_last_id, batch_size "
+	"FROM popug.consumer WHERE name = $1 FOR UPDATE",
+	1, {TEXTOID}
+};
+static PopugPlan window_open_plan = {
+	"WITH h AS (" CURRENT_SNAPSHOT_SQL ") "
+	"SELECT h.s, (SELECT min(e.id) FROM popug.event e WHERE "
+	"             e.txid >= pg_snapshot_xmin($1) AND e.txid < pg_snapshot_xmax(h.s) "
+	"             AND pg_visible_in_snapshot(e.txid, h.s) AND NOT pg_visible_in_snapshot(e.txid, $1)), "
+	"       (SELECT max(e.id) FROM popug.event e WHERE "
+	"             e.txid >= pg_snapshot_xmin($1) AND e.txid < pg_snapshot_xmax(h.s) "
+	"             AND pg_visible_in_snapshot(e.txid, h.s) AND NOT pg_visible_in_snapshot(e.txid, $1)) "
+	"FROM h",
+	1, {PG_SNAPSHOTOID}
+};
+static PopugPlan window_set_plan = {
+	"UPDATE popug.consumer SET snap_hi = $2, last_id = $3, win_max_id = $4 WHERE name = $1",
+	4, {TEXTOID, PG_SNAPSHOTOID, INT8OID, INT8OID}
+};
+static PopugPlan window_skip_plan = {
+	"UPDATE popug.consumer SET snap_lo = $2 WHERE name = $1",
+	2, {TEXTOID, PG_SNAPSHOTOID}
+};
+static PopugPlan window_close_plan = {
+	"UPDATE popug.consumer SET snap_lo = snap_hi, snap_hi = NULL, last_id = NULL, "
+	"win_max_id = NULL WHERE name = $1",
+	1, {TEXTOID}
+};
+static PopugPlan batch_plan = {
+	"SELECT e.* FROM popug.event e WHERE e.id > $3 AND e.id <= $4 AND" IN_WINDOW
+	" ORDER BY e.id LIMIT $5",
+	5, {PG_SNAPSHOTOID, PG_SNAPSHOTOID, INT8OID, INT8OID, INT8OID}
+};
+static PopugPlan batch_set_plan = {
+	"UPDATE popug.consumer SET batch_last_id = $2, batch_size = $3 WHERE name = $1",
+	3, {TEXTOID, INT8OID, INT4OID}
+};
+static PopugPlan ack_plan = {
+	"UPDATE popug.consumer SET acked_at = now(), batch_last_id = NULL, batch_size = NULL, "
+	"  last_id = CASE WHEN batch_last_id >= win_max_id THEN NULL ELSE batch_last_id END, "
+	"  snap_lo = CASE WHEN batch_last_id >= win_max_id THEN snap_hi ELSE snap_lo END, "
+	"  snap_hi = CASE WHEN batch_last_id >= win_max_id THEN NULL ELSE snap_hi END, "
+	"  win_max_id = CASE WHEN batch_last_id >= win_max_id THEN NULL ELSE win_max_id END "
+	"WHERE name = $1",
+	1, {TEXTOID}
+};
+static PopugPlan dead_letter_plan = {
+	"INSERT INTO popug.dead_letter (consumer, event_id, event, error) VALUES ($1, $2, $3, $4) "
+	"ON CONFLICT (consumer, event_id) DO UPDATE SET error = EXCLUDED.error, "
+	"  failed_at = now(), retried_at = NULL",
+	4, {TEXTOID, UUIDOID, INT8OID, TEXTOID}
+};
+
+/* Checks a consumer name: 1 to 63 characters, letters, digits, _ and -. */
+static void
+check_consumer_name(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0 || len > 63 || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+									   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != len)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid consumer name \"%s\"", name),
+				 errhint("Use 1 to 63 letters, digits, underscores or hyphens.")));
+}
+
+/*
+ * Registers one of popug's own consumers if missing, at the start of the
+ * stream.  Runs inside popug_begin/popug_end.
+ */
+void
+popug_consumer_ensure(const char *name)
+{
+	Datum		args[2] = {CStringGetTextDatum(name), BoolGetDatum(true)};
+
+	popug_exec(&consumer_insert_plan, args, NULL, false, 0);
+}
+
+/* Records an event a consumer could not process.  Runs inside a call. */
+void
+popug_dead_letter(const char *consumer, Datum event_id, int64 event,
+				  const char *error)
+{
+	Datum		args[4];
+
+	args[0] = CStringGetTextDatum(consumer);
+	args[1] = event_id;
+	args[2] = Int64GetDatum(event);
+	args[3] = CStringGetTextDatum(error);
+	popug_exec(&dead_letter_plan, args, NULL, false, 0);
+}
+
+PG_FUNCTION_INFO_V1(popug_consumer_create);
+
+/* SQL: popug.consumer_create(name, from_start) */
+Datum
+popug_consumer_create(PG_FUNCTION_ARGS)
+{
+	PopugCall	call;
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Datum		args[2] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)};
+
+	check_consumer_name(name);
+	popug_begin(&call);
+	popug_require(&call, POPUG_ADMIN, true, "create event consumers");
+	if (popug_exec(&consumer_insert_plan, args, NULL, false, 0) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("event consumer \"%s\" already exists", name)));
+	popug_end(&call);
+	PG_RETURN_VOID();
+}
+
+/*
+ * Locks the consumer's row and loads its position into pos[]: snap_lo,
+ * snap_hi, last_id, win_max_id, batch_last_id, batch_size.
+ */
+static void
+consumer_lock(Datum name, Datum *pos, bool *isnull)
+{
+	if (popug_exec(&consumer_lock_plan, &name, NULL, false, 1) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("event consumer \"%s\" does not exist",
+						TextDatumGetCString(name)),
+				 errhint("Register it with popug.consumer_create().")));
+	for (int i = 0; i < 6; i++)
+		pos[i] = popug_get(0, i + 1, &isnull[i]);
+}
+
+PG_FUNCTION_INFO_V1(popug_events_read);
+
+/* SQL: popug.events_read(consumer, max_events) RETURNS SETOF popug.event */
+Datum
+popug_events_read(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	PopugCall	call;
+	Datum		name = PG_GETARG_DATUM(0);
+	int32		max_events = PG_GETARG_INT32(1);
+	Datum		pos[6];
+	bool		isnull[6];
+	Datum		args[5];
+	int64		limit = max_events;
+	uint64		n;
+
+	if (max_events < 1 || max_events > MAX_BATCH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_events must be between 1 and %d", MAX_BATCH)));
+	InitMaterializedSRF(fcinfo, 0);
+
+	popug_begin(&call);
+	popug_require(&call, POPUG_ADMIN, true, "read events");
+	consumer_lock(name, pos, isnull);
+
+	if (!isnull[4])
+	{
+		/* an unacknowledged batch: hand it out again, whatever max_events */
+		limit = DatumGetInt32(pos[5]);
+		pos[3] = pos[4];
+	}
+	else if (isnull[1])
+	{
+		/* open a window up to the current snapshot */
+		popug_exec(&window_open_plan, &pos[0], NULL, true, 1);
+		pos[1] = popug_get(0, 1, &isnull[1]);
+		pos[2] = popug_get(0, 2, &isnull[2]);
+		pos[3] = popug_get(0, 3, &isnull[3]);
+		if (isnull[2])
+		{
+			/* nothing committed since snap_lo: move snap_lo up, no batch */
+			args[0] = name;
+			args[1] = pos[1];
+			popug_exec(&window_skip_plan, args, NULL, false, 0);
+			popug_end(&call);
+			PG_RETURN_VOID();
+		}
+		pos[2] = Int64GetDatum(DatumGetInt64(pos[2]) - 1);
+		args[0] = name;
+		args[1] = pos[1];
+		args[2] = pos[2];
+		args[3] = pos[3];
+		popug_exec(&window_set_plan, args, NULL, false, 0);
+	}
+
+	args[0] = pos[0];
+	args[1] = pos[1];
+	args[2] = pos[2];
+	args[3] = pos[3];
+	args[4] = Int64GetDatum(limit);
+	n = popug_exec(&batch_plan, args, NULL, true, 0);
+	for (uint64 i = 0; i < n; i++)
+		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+
+	if (isnull[4] && n == 0)
+	{
+		/* the window's events are gone (truncated): close it */
+		popug_exec(&window_close_plan, &name, NULL, false, 0);
+	}
+	else if (isnull[4])
+	{
+		bool		null;
+		Datum		last = popug_get(n - 1, 1, &null);
+
+		args[0] = name;
+		args[1] = last;
+		args[2] = Int32GetDatum((int32) n);
+		popug_exec(&batch_set_plan, args, NULL, false, 0);
+	}
+	popug_end(&call);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(popug_events_ack);
+
+/* SQL: popug.events_ack(consumer) RETURNS bigint, the batch's size */
+Datum
+popug_events_ack(PG_FUNCTION_ARGS)
+{
+	PopugCall	call;
+	Datum		name = PG_GETARG_DATUM(0);
+	Datum		pos[6];
+	bool		isnull[6];
+	int64		size = 0;
+
+	popug_begin(&call);
+	popug_require(&call, POPUG_ADMIN, true, "acknowledge events");
+	consumer_lock(name, pos, isnull);
+	if (!isnull[4])
+	{
+		size = DatumGetInt32(pos[5]);
+		popug_exec(&ack_plan, &name, NULL, false, 0);
+	}
+	popug_end(&call);
+	PG_RETURN_INT64(size);
+}

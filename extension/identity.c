@@ -1,0 +1,364 @@
+/*-------------------------------------------------------------------------
+ *
+ * identity.c
+ *		Accounts (SPEC 1): create, change role, deactivate, whoami.
+ *
+ * An account's login is the PostgreSQL role that acts as it.  Active
+ * workers are also kept in a dense array (popug.worker_slot, 1..n) so that
+ * task assignment picks a uniformly random worker in constant time; every
+ * change to that array first locks the single popug.worker_pool row, which
+ * serializes account changes that touch the pool.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "popug.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#define MAX_EMAIL_LEN 254
+#define MAX_NAME_LEN 255
+
+static PopugPlan login_taken_plan = {
+	"SELECT 1 FROM popug.account WHERE login = $1", 1, {NAMEOID}
+};
+static PopugPlan insert_plan = {
+	"INSERT INTO popug.account (id, login, email, role, full_name) "
+	"VALUES ($1, $2, $3, $4::text::popug.role, $5)",
+	5, {UUIDOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID}
+};
+static PopugPlan lock_account_plan = {
+	"SELECT role::text, active FROM popug.account WHERE id = $1 FOR UPDATE",
+	1, {UUIDOID}
+};
+static PopugPlan set_role_plan = {
+	"UPDATE popug.account SET role = $2::text::popug.role, updated_at = now() "
+	"WHERE id = $1",
+	2, {UUIDOID, TEXTOID}
+};
+static PopugPlan deactivate_plan = {
+	"UPDATE popug.account SET active = false, updated_at = now() WHERE id = $1",
+	1, {UUIDOID}
+};
+static PopugPlan pool_lock_plan = {
+	"SELECT n FROM popug.worker_pool FOR UPDATE", 0, {}
+};
+static PopugPlan slot_add_plan = {
+	"WITH p AS (UPDATE popug.worker_pool SET n = n + 1 RETURNING n) "
+	"INSERT INTO popug.worker_slot (slot, account_id) SELECT n, $1 FROM p",
+	1, {UUIDOID}
+};
+static PopugPlan slot_delete_plan = {
+	"DELETE FROM popug.worker_slot WHERE account_id = $1 RETURNING slot",
+	1, {UUIDOID}
+};
+static PopugPlan slot_move_plan = {
+	"UPDATE popug.worker_slot SET slot = $1 WHERE slot = $2",
+	2, {INT4OID, INT4OID}
+};
+static PopugPlan pool_shrink_plan = {
+	"UPDATE popug.worker_pool SET n = n - 1", 0, {}
+};
+static PopugPlan whoami_plan = {
+	"SELECT * FROM popug.account WHERE id = $1", 1, {UUIDOID}
+};
+
+/* Raises 22004 when a required argument is NULL. */
+static void
+require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+/* True when s contains a control character (CR and LF among them). */
+static bool
+has_control_char(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char) *s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+/*
+ * Checks an email address: one '@', a non-empty local part, a dotted
+ * domain, and nothing that could break a mail header or address.
+ */
+static void
+check_email(const char *email)
+{
+	const char *at = strchr(email, '@');
+	const char *dot = at ? strrchr(at, '.') : NULL;
+	bool		ok = true;
+
+	if (strlen(email) > MAX_EMAIL_LEN || at == NULL || at == email ||
+		strchr(at + 1, '@') != NULL || dot == NULL || dot == at + 1 ||
+		dot[1] == '\0' || has_control_char(email))
+		ok = false;
+	for (const char *p = email; ok && *p; p++)
+		if (strchr(" \t<>()[]\\,;:\"", *p) != NULL)
+			ok = false;
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("malformed email address \"%s\"", email),
+				 errhint("Use a plain address such as name@example.com.")));
+}
+
+/* Appends a worker to the pool. */
+static void
+pool_add(Datum account_id)
+{
+	popug_exec(&pool_lock_plan, NULL, NULL, false, 0);
+	popug_exec(&slot_add_plan, &account_id, NULL, false, 0);
+}
+
+/* Removes a worker from the pool, moving the last slot into its place. */
+static void
+pool_remove(Datum account_id)
+{
+	bool		isnull;
+	int32		n,
+				slot;
+	Datum		args[2];
+
+	popug_exec(&pool_lock_plan, NULL, NULL, false, 0);
+	n = DatumGetInt32(popug_get(0, 1, &isnull));
+	if (popug_exec(&slot_delete_plan, &account_id, NULL, false, 0) == 0)
+		return;
+	slot = DatumGetInt32(popug_get(0, 1, &isnull));
+	if (slot != n)
+	{
+		args[0] = Int32GetDatum(slot);
+		args[1] = Int32GetDatum(n);
+		popug_exec(&slot_move_plan, args, NULL, false, 0);
+	}
+	popug_exec(&pool_shrink_plan, NULL, NULL, false, 0);
+}
+
+/*
+ * Locks an account for change; returns its role and whether it is active.
+ * Unknown ids raise P0002.
+ */
+static PopugRole
+lock_account(Datum account_id, bool *active)
+{
+	bool		isnull;
+
+	if (popug_exec(&lock_account_plan, &account_id, NULL, false, 1) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("popug account %s does not exist",
+						DatumGetCString(DirectFunctionCall1(uuid_out, account_id)))));
+	*active = DatumGetBool(popug_get(0, 2, &isnull));
+	return popug_role_from_name(popug_get_text(0, 1));
+}
+
+PG_FUNCTION_INFO_V1(popug_account_create);
+
+/* SQL: popug.account_create(login, email, role, full_name) RETURNS uuid */
+Datum
+popug_account_create(PG_FUNCTION_ARGS)
+{
+	PopugCall	call;
+	pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+	Datum		args[5];
+	char		nulls[5] = "     ";
+	char	   *login,
+			   *email,
+			   *role;
+	char	   *full_name = NULL;
+	PopugJson	js;
+
+	require_arg(fcinfo, 0, "login");
+	require_arg(fcinfo, 1, "email");
+	require_arg(fcinfo, 2, "role");
+	login = NameStr(*PG_GETARG_NAME(0));
+	email = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	role = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(2)));
+	if (!PG_ARGISNULL(3))
+		full_name = text_to_cstring(PG_GETARG_TEXT_PP(3));
+
+	popug_begin(&call);
+	popug_require(&call, POPUG_ADMIN, true, "create accounts");
+
+	if (login[0] == '\0' || has_control_char(login))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid login \"%s\"", login),
+				 errhint("A login is the name of the PostgreSQL role that acts as the account.")));
+	check_email(email);
+	if (full_name &&
+		(pg_mbstrlen(full_name) > MAX_NAME_LEN || has_control_char(full_name)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid full name"),
+				 errdetail("A full name has at most %d characters and no control characters.",
+						   MAX_NAME_LEN)));
+
+	args[0] = PG_GETARG_DATUM(0);
+	if (popug_exec(&login_taken_plan, args, NULL, true, 1) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("popug account with login \"%s\" already exists", login)));
+
+	popug_make_uuid(id);
+	args[0] = UUIDPGetDatum(id);
+	args[1] = PG_GETARG_DATUM(0);
+	args[2] = CStringGetTextDatum(email);
+	args[3] = CStringGetTextDatum(role);
+	args[4] = full_name ? CStringGetTextDatum(full_name) : (Datum) 0;
+	nulls[4] = full_name ? ' ' : 'n';
+	popug_exec(&insert_plan, args, nulls, false, 0);
+	if (popug_role_from_name(role) == POPUG_WORKER)
+		pool_add(UUIDPGetDatum(id));
+
+	pj_begin(&js);
+	pj_uuid(&js, "account_id", id);
+	pj_text(&js, "login", login);
+	pj_text(&js, "email", email);
+	pj_text(&js, "role", role);
+	pj_text(&js, "full_name", full_name);
+	popug_event_append("AccountCreated", 1, "auth", id, pj_end(&js));
+
+	popug_end(&call);
+	PG_RETURN_UUID_P(id);
+}
+
+PG_FUNCTION_INFO_V1(popug_account_set_role);
+
+/* SQL: popug.account_set_role(account_id, role); a no-op if unchanged. */
+Datum
+popug_account_set_role(PG_FUNCTION_ARGS)
+{
+	PopugCall	call;
+	Datum		args[2];
+	PopugRole	old_role,
+				new_role;
+	bool		active;
+	char	   *role;
+	PopugJson	js;
+
+	require_arg(fcinfo, 0, "account_id");
+	require_arg(fcinfo, 1, "role");
+	role = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1)));
+	new_role = popug_role_from_name(role);
+
+	popug_begin(&call);
+	popug_require(&call, POPUG_ADMIN, true, "change account roles");
+
+	args[0] = PG_GETARG_DATUM(0);
+	old_role = lock_account(args[0], &active);
+	if (old_role != new_role)
+	{
+		args[1] = CStringGetTextDatum(role);
+		popug_exec(&set_role_plan, args, NULL, false, 0);
+		if (active && old_role == POPUG_WORKER)
+			pool_remove(args[0]);
+		else if (active && new_role == POPUG_WORKER)
+			pool_add(args[0]);
+
+		pj_begin(&js);
+		pj_uuid(&js, "account_id", PG_GETARG_UUID_P(0));
+		pj_text(&js, "role", role);
+		pj_text(&js, "old_role", popug_role_name(old_role));
+		popug_event_append("AccountRoleChanged", 1, "auth", PG_GETARG_UUID_P(0),
+						   pj_end(&js));
+	}
+	popug_end(&call);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(popug_account_deactivate);
+
+/* SQL: popug.account_deactivate(account_id); a no-op if already inactive. */
+Datum
+popug_account_deactivate(PG_FUNCTION_ARGS)
+{
+	PopugCall	call;
+	Datum		arg;
+	PopugRole	role;
+	bool		active;
+	PopugJson	js;
+
+	require_arg(fcinfo, 0, "account_id");
+	popug_begin(&call);
+	popug_require(&call, POPUG_ADMIN, true, "deactivate accounts");
+
+	arg = PG_GETARG_DATUM(0);
+	role = lock_account(arg, &active);
+	if (active)
+	{
+		popug_exec(&deactivate_plan, &arg, NULL, false, 0);
+		if (role == POPUG_WORKER)
+			pool_remove(arg);
+		pj_begin(&js);
+		pj_uuid(&js, "account_id", PG_GETARG_UUID_P(0));
+		popug_event_append("AccountDeactivated", 1, "auth", PG_GETARG_UUID_P(0),
+						   pj_end(&js));
+	}
+	popug_end(&call);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(popug_whoami);
+
+/* SQL: popug.whoami() RETURNS popug.account */
+Datum
+popug_whoami(PG_FUNCTION_ARGS)
+{
+	PopugCall	call;
+	Datum		arg;
+	Datum		result;
+
+	popug_begin(&call);
+	popug_require(&call, POPUG_ANY_ROLE, false, "use popug");
+	arg = UUIDPGetDatum(&call.account_id);
+	popug_exec(&whoami_plan, &arg, NULL, true, 1);
+	result = PointerGetDatum(SPI_returntuple(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc));
+	popug_end(&call);
+	PG_RETURN_DATUM(result);
+}
+
+PG_FUNCTION_INFO_V1(popug_caller_account_id);
+
+/* SQL: popug.caller_account_id(), for views; NULL without an account. */
+Datum
+popug_caller_account_id(PG_FUNCTION_ARGS)
+{
+	PopugCall	call;
+	pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+
+	popug_begin(&call);
+	popug_end(&call);
+	if (!call.has_account)
+		PG_RETURN_NULL();
+	memcpy(id, &call.account_id, sizeof(pg_uuid_t));
+	PG_RETURN_UUID_P(id);
+}
+
+PG_FUNCTION_INFO_V1(popug_caller_role);
+
+/* SQL: popug.caller_role(), for views; NULL without an account. */
+Datum
+popug_caller_role(PG_FUNCTION_ARGS)
+{
+	PopugCall	call;
+	Oid			enumtype;
+
+	popug_begin(&call);
+	popug_end(&call);
+	if (!call.has_account)
+		PG_RETURN_NULL();
+	enumtype = get_func_rettype(fcinfo->flinfo->fn_oid);
+	PG_RETURN_DATUM(DirectFunctionCall2(enum_in,
+										CStringGetDatum(popug_role_name(call.role)),
+										ObjectIdGetDatum(enumtype)));
+}

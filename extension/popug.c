@@ -1,0 +1,346 @@
+/*-------------------------------------------------------------------------
+ *
+ * popug.c
+ *		Module start-up: settings, shared memory, background worker
+ *		registration and commit-time wakeups.
+ *
+ * Shared memory holds one slot per background worker: its latch, so that
+ * committing producers can wake it, and its status for popug.worker_status.
+ * Each slot is protected by its own spinlock; nothing is held for longer
+ * than a few stores.  Without shared_preload_libraries there is no shared
+ * memory: wakeups are no-ops and worker_status is empty, and every SQL
+ * function still works.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "popug.h"
+
+#include "access/xact.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgtime.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* settings */
+char	   *popug_database = NULL;
+char	   *popug_timezone = NULL;
+int			popug_notify_interval = 10;
+int			popug_accounting_batch = 1000;
+int			popug_payout_batch_size = 5000;
+char	   *popug_payout_at = NULL;
+
+const char *const popug_worker_names[POPUG_NUM_WORKERS] = {
+	"notifier", "accounting", "mailer", "scheduler"
+};
+
+/* entry points of the workers, NULL for a worker not built yet */
+static const char *const worker_functions[POPUG_NUM_WORKERS] = {
+	"popug_notifier_main", NULL, NULL, NULL
+};
+
+#define STATUS_STATE_LEN 64
+#define STATUS_ERROR_LEN 512
+
+typedef struct PopugWorkerSlot
+{
+	slock_t		mutex;
+	Latch	   *latch;
+	int			pid;
+	TimestampTz last_run;
+	int64		processed;
+	char		state[STATUS_STATE_LEN];
+	char		last_error[STATUS_ERROR_LEN];
+} PopugWorkerSlot;
+
+typedef struct PopugShared
+{
+	PopugWorkerSlot workers[POPUG_NUM_WORKERS];
+} PopugShared;
+
+static PopugShared *shared = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* workers to wake when the current transaction commits */
+static int	wake_at_commit = 0;
+
+/* Reserves our shared memory (PostgreSQL 15's shmem_request_hook). */
+static void
+popug_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(PopugShared)));
+}
+
+/* Creates or attaches the worker slots. */
+static void
+popug_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	shared = ShmemInitStruct("popug", sizeof(PopugShared), &found);
+	if (!found)
+	{
+		memset(shared, 0, sizeof(PopugShared));
+		for (int i = 0; i < POPUG_NUM_WORKERS; i++)
+		{
+			SpinLockInit(&shared->workers[i].mutex);
+			strlcpy(shared->workers[i].state, "not started", STATUS_STATE_LEN);
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Sets a worker's latch now; a no-op when it is not running. */
+void
+popug_wake(PopugWorkerKind kind)
+{
+	PopugWorkerSlot *slot;
+	Latch	   *latch;
+
+	if (shared == NULL)
+		return;
+	slot = &shared->workers[kind];
+	SpinLockAcquire(&slot->mutex);
+	latch = slot->latch;
+	SpinLockRelease(&slot->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/*
+ * Wakes a worker when (and only if) the current transaction commits: the
+ * worker must not look before the rows it is woken for are visible.
+ */
+void
+popug_wake_at_commit(PopugWorkerKind kind)
+{
+	wake_at_commit |= 1 << kind;
+}
+
+/* Transaction callback that delivers the wakeups noted during it. */
+static void
+popug_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			for (int i = 0; i < POPUG_NUM_WORKERS; i++)
+				if (wake_at_commit & (1 << i))
+					popug_wake((PopugWorkerKind) i);
+			wake_at_commit = 0;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			wake_at_commit = 0;
+			break;
+		default:
+			break;
+	}
+}
+
+/* Clears a worker's slot when its process exits. */
+static void
+popug_status_detach(int code, Datum arg)
+{
+	PopugWorkerSlot *slot = &shared->workers[DatumGetInt32(arg)];
+
+	SpinLockAcquire(&slot->mutex);
+	slot->latch = NULL;
+	slot->pid = 0;
+	strlcpy(slot->state, code == 0 ? "stopped" : "exited", STATUS_STATE_LEN);
+	SpinLockRelease(&slot->mutex);
+}
+
+/* Called by a worker at start: publishes its pid and latch. */
+void
+popug_status_attach(PopugWorkerKind kind)
+{
+	PopugWorkerSlot *slot;
+
+	if (shared == NULL)
+		elog(ERROR, "popug shared memory is not initialized");
+	slot = &shared->workers[kind];
+	SpinLockAcquire(&slot->mutex);
+	slot->latch = MyLatch;
+	slot->pid = MyProcPid;
+	strlcpy(slot->state, "starting", STATUS_STATE_LEN);
+	SpinLockRelease(&slot->mutex);
+	on_shmem_exit(popug_status_detach, Int32GetDatum(kind));
+}
+
+/*
+ * Records a worker's state.  processed is added to its counter; a non-NULL
+ * error replaces the last error and an empty string clears it.
+ */
+void
+popug_status_set(PopugWorkerKind kind, const char *state, int64 processed,
+				 const char *error)
+{
+	PopugWorkerSlot *slot;
+
+	if (shared == NULL)
+		return;
+	slot = &shared->workers[kind];
+	SpinLockAcquire(&slot->mutex);
+	strlcpy(slot->state, state, STATUS_STATE_LEN);
+	slot->last_run = GetCurrentTimestamp();
+	slot->processed += processed;
+	if (error)
+		strlcpy(slot->last_error, error, STATUS_ERROR_LEN);
+	SpinLockRelease(&slot->mutex);
+}
+
+PG_FUNCTION_INFO_V1(popug_worker_status);
+
+/* SQL: popug.worker_status_rows(), one row per worker popug registered. */
+Datum
+popug_worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (shared == NULL)
+		PG_RETURN_VOID();
+
+	for (int i = 0; i < POPUG_NUM_WORKERS; i++)
+	{
+		PopugWorkerSlot copy;
+		Datum		values[6];
+		bool		nulls[6] = {0};
+
+		if (worker_functions[i] == NULL)
+			continue;
+		SpinLockAcquire(&shared->workers[i].mutex);
+		memcpy(&copy, &shared->workers[i], sizeof(copy));
+		SpinLockRelease(&shared->workers[i].mutex);
+
+		values[0] = CStringGetTextDatum(popug_worker_names[i]);
+		values[1] = Int32GetDatum(copy.pid);
+		nulls[1] = copy.pid == 0;
+		values[2] = CStringGetTextDatum(copy.state);
+		values[3] = TimestampTzGetDatum(copy.last_run);
+		nulls[3] = copy.last_run == 0;
+		values[4] = Int64GetDatum(copy.processed);
+		values[5] = CStringGetTextDatum(copy.last_error);
+		nulls[5] = copy.last_error[0] == '\0';
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
+}
+
+/* Check hook: popug.timezone must name a time zone PostgreSQL knows. */
+static bool
+check_timezone(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || pg_tzset(*newval) == NULL)
+	{
+		GUC_check_errdetail("\"%s\" is not a known time zone.",
+							*newval ? *newval : "");
+		return false;
+	}
+	return true;
+}
+
+/* Check hook: popug.payout_at is HH:MM, or empty to disable. */
+static bool
+check_payout_at(char **newval, void **extra, GucSource source)
+{
+	int			h,
+				m;
+	char		tail;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (sscanf(*newval, "%d:%d%c", &h, &m, &tail) != 2 ||
+		h < 0 || h > 23 || m < 0 || m > 59)
+	{
+		GUC_check_errdetail("popug.payout_at must be a time of day as HH:MM, or empty to disable.");
+		return false;
+	}
+	return true;
+}
+
+/* Registers one background worker with the postmaster. */
+static void
+register_worker(PopugWorkerKind kind)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	strlcpy(worker.bgw_library_name, "popug", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, worker_functions[kind], BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "popug %s", popug_worker_names[kind]);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "popug %s", popug_worker_names[kind]);
+	worker.bgw_main_arg = Int32GetDatum(kind);
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Module load: settings in every process, shared state and workers only
+ * when loaded by shared_preload_libraries. */
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("popug.database",
+							   "Database the popug workers serve.",
+							   NULL, &popug_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("popug.timezone",
+							   "Time zone of billing days and of popug.payout_at.",
+							   NULL, &popug_timezone, "UTC",
+							   PGC_SUSET, 0, check_timezone, NULL, NULL);
+	DefineCustomIntVariable("popug.notify_interval",
+							"Least time between two NOTIFY popug_events.",
+							"Producers never NOTIFY; the notifier coalesces their commits.",
+							&popug_notify_interval, 10, 1, 10000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("popug.accounting_batch_size",
+							"Events the accounting worker applies per transaction.",
+							NULL, &popug_accounting_batch, 1000, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("popug.payout_batch_size",
+							"Accounts paid per committed batch of popug.payout_run.",
+							NULL, &popug_payout_batch_size, 5000, 1, 10000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("popug.payout_at",
+							   "Time of day (HH:MM in popug.timezone) the scheduler pays the previous day out; empty disables it.",
+							   NULL, &popug_payout_at, "00:00",
+							   PGC_SIGHUP, 0, check_payout_at, NULL, NULL);
+	MarkGUCPrefixReserved("popug");
+
+	RegisterXactCallback(popug_xact_callback, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = popug_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = popug_shmem_startup;
+
+	for (int i = 0; i < POPUG_NUM_WORKERS; i++)
+		if (worker_functions[i] != NULL)
+			register_worker((PopugWorkerKind) i);
+}

@@ -1,0 +1,110 @@
+-- Events (SPEC 3): the transactional outbox and its durable consumers.
+--
+-- Each event row records the id of the transaction that wrote it (txid).
+-- A consumer's position is a snapshot: everything visible in snap_lo is
+-- consumed.  Reading opens a window up to a newer snapshot snap_hi and hands
+-- out the events visible in snap_hi but not in snap_lo in id order, in
+-- batches, so an event whose transaction commits after a later-numbered one
+-- is still delivered (the skytools PgQ idea).  No row of this table is ever
+-- locked or updated.
+
+CREATE TABLE popug.event (
+	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	event_id		uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+	event_name		text NOT NULL,
+	event_version	integer NOT NULL,
+	producer		text NOT NULL,
+	aggregate_id	uuid,
+	occurred_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	payload			jsonb NOT NULL,
+	txid			xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
+);
+CREATE INDEX event_txid_idx ON popug.event (txid);
+COMMENT ON TABLE popug.event IS 'Transactional outbox: every change writes its events in its own transaction';
+COMMENT ON COLUMN popug.event.txid IS 'Writing transaction; consumers cut batches by snapshot on it';
+
+CREATE TABLE popug.consumer (
+	name			text PRIMARY KEY,
+	snap_lo			pg_snapshot NOT NULL,
+	snap_hi			pg_snapshot,
+	last_id			bigint,
+	win_max_id		bigint,
+	batch_last_id	bigint,
+	batch_size		integer,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	acked_at		timestamptz
+);
+COMMENT ON TABLE popug.consumer IS 'Durable event consumers and their positions';
+
+-- Events a consumer could not process; the stream moves on without them.
+CREATE TABLE popug.dead_letter (
+	consumer		text NOT NULL REFERENCES popug.consumer (name) ON DELETE CASCADE,
+	event_id		uuid NOT NULL,
+	event			bigint NOT NULL,
+	error			text NOT NULL,
+	failed_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	retried_at		timestamptz,
+	PRIMARY KEY (consumer, event_id)
+);
+COMMENT ON TABLE popug.dead_letter IS 'Events popug''s own consumers could not process';
+
+CREATE FUNCTION popug.consumer_create(name text, from_start boolean DEFAULT false)
+RETURNS void
+AS 'MODULE_PATHNAME', 'popug_consumer_create'
+LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.consumer_create(text, boolean) IS
+	'Registers a durable consumer at the current end of the stream, or at its start';
+
+CREATE FUNCTION popug.events_read(consumer text, max_events integer DEFAULT 1000)
+RETURNS SETOF popug.event
+AS 'MODULE_PATHNAME', 'popug_events_read'
+LANGUAGE C STRICT VOLATILE ROWS 1000 SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.events_read(text, integer) IS
+	'The consumer''s next batch; the same batch again until events_ack';
+
+CREATE FUNCTION popug.events_ack(consumer text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'popug_events_ack'
+LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.events_ack(text) IS 'Acknowledges the batch last read; returns its size';
+
+-- The append path other C code uses, callable from SQL for benchmarks and
+-- imports by the extension owner only: nobody else may forge events.
+CREATE FUNCTION popug.event_append(event_name text, event_version integer,
+								   producer text, aggregate_id uuid, payload jsonb)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'popug_event_append_sql'
+LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION popug.event_append(text, integer, text, uuid, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION popug.event_append(text, integer, text, uuid, jsonb) IS
+	'Appends one event in the current transaction (extension owner only)';
+
+CREATE VIEW popug.consumer_lag AS
+	SELECT c.name AS consumer,
+		   (SELECT pg_catalog.count(*)
+			  FROM popug.event e
+			 WHERE e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(c.snap_lo)
+			   AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.snap_lo)
+			   AND (c.snap_hi IS NULL
+					OR e.id OPERATOR(pg_catalog.>) c.last_id
+					OR NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.snap_hi))) AS pending
+	  FROM popug.consumer c
+	 WHERE popug.caller_role() OPERATOR(pg_catalog.=) 'admin'::popug.role
+		OR pg_catalog.pg_has_role('pg_monitor', 'USAGE');
+COMMENT ON VIEW popug.consumer_lag IS 'Events each consumer has not acknowledged yet (admins, pg_monitor)';
+GRANT SELECT ON popug.consumer_lag TO PUBLIC;
+
+CREATE FUNCTION popug.worker_status_rows(OUT worker text, OUT pid integer, OUT state text,
+										 OUT last_run timestamptz, OUT processed bigint,
+										 OUT last_error text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'popug_worker_status'
+LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.worker_status_rows() IS 'Background workers as seen in shared memory';
+
+CREATE VIEW popug.worker_status AS
+	SELECT w.* FROM popug.worker_status_rows() w
+	 WHERE popug.caller_role() OPERATOR(pg_catalog.=) 'admin'::popug.role
+		OR pg_catalog.pg_has_role('pg_monitor', 'USAGE');
+COMMENT ON VIEW popug.worker_status IS 'popug background workers: pid, state, last run, work done, last error (admins, pg_monitor)';
+GRANT SELECT ON popug.worker_status TO PUBLIC;

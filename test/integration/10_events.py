@@ -1,0 +1,203 @@
+"""Events across real connections (SPEC 3): no skipped events when commit
+order differs from id order, redelivery of unacknowledged batches, per
+aggregate order under concurrent producers, coalesced LISTEN/NOTIFY, and
+producers that never take the NOTIFY lock."""
+import os
+import random
+import select
+import sys
+import threading
+import time
+import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from tap import Background, connect, done, is_, note, ok, q, q1, reset_popug, wait_for, wait_workers  # noqa: E402
+
+reset_popug()
+wait_workers()
+q("SELECT popug.consumer_create('itest')")
+
+
+def append(cur, name, n=0, agg=None):
+    cur.execute("SELECT popug.event_append(%s, 1, 'itest', %s, jsonb_build_object('n', %s::int))",
+                (name, agg, n))
+    return cur.fetchone()[0]
+
+
+def read(conn, consumer="itest", max_events=1000):
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, event_name, aggregate_id::text, (payload->>'n')::int "
+                    "FROM popug.events_read(%s, %s) ORDER BY id", (consumer, max_events))
+        return cur.fetchall()
+
+
+def ack(conn, consumer="itest"):
+    with conn.cursor() as cur:
+        cur.execute("SELECT popug.events_ack(%s)", (consumer,))
+        return cur.fetchone()[0]
+
+
+# ---- a transaction that commits after a later-numbered one ----
+a = connect(autocommit=False)
+b = connect()
+r = connect()
+id_a = append(a.cursor(), "Early")          # lower id, not committed yet
+id_b = append(b.cursor(), "Late")           # higher id, committed first
+ok(id_a < id_b, "the open transaction's event has the lower id")
+is_([x[1] for x in read(r)], ["Late"], "the reader gets the committed event only")
+is_(ack(r), 1, "and acknowledges it")
+a.commit()
+is_([x[1] for x in read(r)], ["Early"], "the late-committing, lower-numbered event is delivered after its commit")
+ack(r)
+
+# ---- unacknowledged batches come again, to another connection too ----
+append(b.cursor(), "Again")
+r1 = connect()
+is_([x[1] for x in read(r1)], ["Again"], "a batch is read")
+r1.close()                                   # gone without ack
+r2 = connect()
+is_([x[1] for x in read(r2)], ["Again"], "another connection gets the unacknowledged batch again")
+is_(ack(r2), 1, "acknowledged there")
+is_(read(r2), [], "then it is not delivered again")
+
+# ---- many producers with random commit delays, a consumer reading meanwhile ----
+PRODUCERS, PER = 8, 40
+aggs = [str(uuid.uuid4()) for _ in range(PRODUCERS)]
+
+
+def produce(i):
+    conn = connect(autocommit=False)
+    cur = conn.cursor()
+    for n in range(PER):
+        append(cur, "Load", n, aggs[i])
+        if random.random() < 0.5:
+            time.sleep(random.random() * 0.01)   # hold the transaction open a little
+        conn.commit()
+    conn.close()
+
+
+threads = [Background(produce, i) for i in range(PRODUCERS)]
+consumed = []
+c = connect()
+while any(t.is_alive() for t in threads):
+    batch = read(c, max_events=7)
+    consumed += batch
+    ack(c)
+for t in threads:
+    t.join()
+while True:
+    batch = read(c, max_events=7)
+    if not batch:
+        break
+    consumed += batch
+    ack(c)
+load = [x for x in consumed if x[1] == "Load"]
+is_(len(load), PRODUCERS * PER, "every committed event was consumed")
+is_(len(set(x[0] for x in load)), len(load), "none twice after acknowledgement")
+in_order = all([x[3] for x in load if x[2] == g] == list(range(PER)) for g in aggs)
+ok(in_order, "events of each aggregate arrived in order")
+ok(not any(t.error for t in threads), "producers ran without errors", [t.error for t in threads])
+
+# ---- LISTEN popug_events: notified soon after a commit, coalesced ----
+listener = connect()
+listener.cursor().execute("LISTEN popug_events")
+
+
+def drain_notifies(timeout):
+    """Notifications received within timeout seconds."""
+    got = 0
+    end = time.time() + timeout
+    while time.time() < end:
+        if select.select([listener], [], [], max(0, end - time.time())) != ([], [], []):
+            listener.poll()
+            got += len(listener.notifies)
+            listener.notifies.clear()
+    return got
+
+
+drain_notifies(0.3)
+t0 = time.time()
+append(b.cursor(), "Ping")
+arrived = None
+while time.time() - t0 < 5:
+    if select.select([listener], [], [], 0.05) != ([], [], []):
+        listener.poll()
+        if listener.notifies:
+            arrived = time.time() - t0
+            listener.notifies.clear()
+            break
+ok(arrived is not None, "a LISTENing client is notified after a commit")
+note("notification arrived after %.1f ms" % ((arrived or 0) * 1000))
+drain_notifies(0.2)
+
+COMMITS = 200
+
+
+def burst(k):
+    conn = connect()
+    cur = conn.cursor()
+    for n in range(COMMITS // 4):
+        append(cur, "Burst", n)
+    conn.close()
+
+
+bursts = [Background(burst, k) for k in range(4)]
+got = drain_notifies(2.0)
+for t in bursts:
+    t.join()
+got += drain_notifies(0.3)
+ok(1 <= got < COMMITS // 2, "%d commits caused %d notifications: coalesced" % (COMMITS, got))
+
+# ---- producers do not take the NOTIFY lock ----
+# A transaction that NOTIFYs holds PostgreSQL's notify lock from pre-commit
+# until its commit completes.  With synchronous_standby_names naming a
+# standby that never comes, such a commit waits forever, holding the lock.
+q("ALTER SYSTEM SET synchronous_commit = 'local'")
+q("ALTER SYSTEM SET synchronous_standby_names = 'popug_phantom'")
+q("SELECT pg_reload_conf()")
+time.sleep(0.3)
+holder = connect()
+holder_pid = holder.get_backend_pid()
+
+
+def hold_notify_lock():
+    cur = holder.cursor()
+    cur.execute("SET synchronous_commit = on")
+    cur.execute("BEGIN")
+    cur.execute("CREATE TEMP TABLE hold (x int)")  # WAL, so its commit waits
+    cur.execute("NOTIFY popug_block")
+    cur.execute("COMMIT")                      # waits for the phantom standby
+
+
+h = Background(hold_notify_lock)
+waiting = wait_for(lambda: q1("SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (holder_pid,)) == "SyncRep", 10)
+ok(waiting, "a notifying commit is stuck holding the notify lock")
+
+
+def produce_once():
+    conn = connect()
+    append(conn.cursor(), "WhileLocked")
+    conn.close()
+
+
+def notify_once():
+    conn = connect()
+    conn.cursor().execute("NOTIFY popug_other")
+    conn.close()
+
+
+p = Background(produce_once)
+p.join(5)
+ok(not p.is_alive() and p.error is None, "a producer commits while the notify lock is held", p.error)
+n = Background(notify_once)
+n.join(1.5)
+ok(n.is_alive(), "while a transaction that NOTIFYs itself waits for the lock (the control)")
+q("SELECT pg_cancel_backend(%s)", (holder_pid,))
+h.join(10)
+n.join(10)
+ok(not n.is_alive(), "the control commits once the lock is released")
+q("ALTER SYSTEM RESET synchronous_standby_names")
+q("ALTER SYSTEM RESET synchronous_commit")
+q("SELECT pg_reload_conf()")
+
+done()

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# make test: installs what is missing, builds, installs popug into a staged
+# tree, starts a throwaway cluster (popug and pg_cron preloaded), runs
+# pg_regress, pgTAP (pg_prove) and the integration scripts (prove), stops
+# the cluster whatever happens, and ends with "N passed, N failed".
+#
+#   POPUG_TESTS="t/10_identity.sql integration/events_order.sh"  run only these
+#   POPUG_KEEP=1   leave the cluster's directory (logs) behind
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$POPUG_ROOT"
+
+passed=0
+failed=0
+count() {	# count NAME OUTPUT_FILE EXIT_CODE: tallies TAP lines of one file
+	local ok notok
+	ok=$(grep -cE '^[[:space:]]*ok [0-9]+' "$2")
+	notok=$(grep -cE '^[[:space:]]*not ok [0-9]+' "$2")
+	passed=$((passed + ok))
+	failed=$((failed + notok))
+	if [ "$3" -ne 0 ] && [ "$notok" -eq 0 ]; then
+		failed=$((failed + 1))	# died, or ran fewer tests than planned
+	fi
+	if [ "$3" -ne 0 ]; then
+		echo "FAILED: $1" >&2
+		sed 's/^/    /' "$2" | tail -n 40 >&2
+	else
+		echo "ok: $1 ($ok)" >&2
+	fi
+}
+finish() {
+	echo
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+	exit
+}
+selected() {	# is test file $1 (relative to test/ or sql/) selected?
+	[ -z "${POPUG_TESTS:-}" ] && return 0
+	case " $POPUG_TESTS " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
+log "dependencies"
+if ! ensure_deps; then failed=1; finish; fi
+log "build and staged install"
+if ! stage_install; then
+	echo "FAILED: build" >&2
+	failed=1
+	finish
+fi
+
+WORK=$(mktemp -d /tmp/popug-test.XXXXXX)
+chmod 755 "$WORK"
+cleanup() {
+	cluster_stop immediate
+	[ -n "${POPUG_KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+export POPUG_WORK=$WORK
+log "cluster in $WORK"
+if ! cluster_init "$WORK/pg" || ! cluster_start; then
+	echo "FAILED: cluster start" >&2
+	cat "$WORK/pg/server.log" >&2 2>/dev/null
+	failed=1
+	finish
+fi
+# The workers serve database popug: create it and wait for them to attach
+# (they retry every few seconds until it exists).
+"$PG_BIN/createdb" popug
+q popug "CREATE EXTENSION popug"
+for i in $(seq 1 150); do
+	[ "$(q popug "SELECT count(*) FROM popug.worker_status WHERE pid IS NULL")" = 0 ] && break
+	sleep 0.1
+done
+
+# pg_regress: one test per sql/*.sql, compared with expected/.
+log "pg_regress"
+regress=()
+for f in sql/*.sql; do
+	n=$(basename "$f" .sql)
+	selected "sql/$n.sql" && regress+=("$n")
+done
+if [ ${#regress[@]} -gt 0 ]; then
+	out=$WORK/regress.out
+	"$STAGE/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/regress/pg_regress" \
+		--bindir="$PG_BIN" --inputdir=. --outputdir="$WORK/regress" \
+		--load-extension=popug --dbname=popug_regress "${regress[@]}" >"$out" 2>&1
+	rc=$?
+	ok=$(grep -cE '^(test| )? *[a-z0-9_]+ +\.\.\. ok' "$out")
+	bad=$(grep -cE '\.\.\. FAILED' "$out")
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	[ "$rc" -ne 0 ] && [ "$bad" -eq 0 ] && failed=$((failed + 1))
+	if [ "$rc" -ne 0 ]; then
+		cat "$out" >&2
+		cat "$WORK/regress/regression.diffs" >&2 2>/dev/null
+	else
+		echo "ok: pg_regress ($ok)" >&2
+	fi
+fi
+
+# pgTAP: each file runs in its own fresh database, inside BEGIN/ROLLBACK.
+log "pgTAP"
+for f in test/t/*.sql; do
+	[ -e "$f" ] || continue
+	selected "t/$(basename "$f")" || continue
+	db=popug_tap
+	fresh_db $db && q $db "CREATE EXTENSION pgtap" || { failed=$((failed + 1)); continue; }
+	out=$WORK/$(basename "$f").out
+	PGDATABASE=$db PATH="$PG_BIN:$PATH" pg_prove -v "$f" >"$out" 2>&1
+	count "$f" "$out" $?
+done
+
+# Integration scripts (bash or Python, in name order by kind): TAP output, several connections, the workers,
+# real crashes.  Each leaves the cluster running.
+log "integration"
+for f in test/integration/*.sh test/integration/*.py; do
+	[ -e "$f" ] || continue
+	selected "integration/$(basename "$f")" || continue
+	out=$WORK/$(basename "$f").out
+	case "$f" in *.py) runner=$PYTHON ;; *) runner=bash ;; esac
+	timeout 900 prove -v --exec "$runner" "$f" >"$out" 2>&1
+	count "$f" "$out" $?
+	cluster_wait || { cluster_start; cluster_wait; }
+done
+
+finish

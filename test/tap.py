@@ -1,0 +1,108 @@
+"""TAP output and connection helpers for popug's Python integration tests.
+
+Run by prove (through test/run.sh) against the cluster that make test
+started: PGHOST and PGPORT say where it is.  Tests use the database popug,
+where the background workers run.
+"""
+import os
+import sys
+import threading
+import time
+
+import psycopg2
+import psycopg2.extensions
+
+DB = "popug"
+_n = 0
+_failed = 0
+
+
+def ok(cond, name, diag=None):
+    """One TAP assertion."""
+    global _n, _failed
+    _n += 1
+    print(("ok %d - %s" if cond else "not ok %d - %s") % (_n, name), flush=True)
+    if not cond:
+        _failed += 1
+        if diag is not None:
+            print("#   %s" % str(diag).replace("\n", "\n#   "), flush=True)
+    return cond
+
+
+def is_(got, want, name):
+    return ok(got == want, name, "got:  %r\nwant: %r" % (got, want))
+
+
+def note(msg):
+    print("# " + str(msg), flush=True)
+
+
+def done():
+    print("1..%d" % _n, flush=True)
+    sys.exit(1 if _failed else 0)
+
+
+def connect(db=DB, autocommit=True, user=None, **kw):
+    conn = psycopg2.connect(dbname=db, user=user or "postgres",
+                            host=os.environ["PGHOST"], port=os.environ["PGPORT"], **kw)
+    conn.autocommit = autocommit
+    return conn
+
+
+def q(sql, args=None, db=DB):
+    """Runs one statement in a new autocommit connection; returns all rows."""
+    conn = connect(db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
+def q1(sql, args=None, db=DB):
+    rows = q(sql, args, db)
+    return rows[0][0] if rows else None
+
+
+def reset_popug(db=DB):
+    """A fresh popug in db without dropping the database the workers use."""
+    q("DROP EXTENSION IF EXISTS popug CASCADE", db=db)
+    q("CREATE EXTENSION popug", db=db)
+
+
+def wait_workers(timeout=30):
+    """Waits until every registered popug worker is attached and past start-up."""
+    return wait_for(lambda: q1("SELECT count(*) = 0 FROM popug.worker_status "
+                               "WHERE pid IS NULL OR state = 'starting'"), timeout, 0.1)
+
+
+def ensure_roles(*names):
+    for r in names:
+        q("DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) "
+          "THEN EXECUTE format('CREATE ROLE %%I LOGIN', %s); END IF; END$$", (r, r))
+
+
+def wait_for(pred, timeout=10.0, step=0.02):
+    """Polls pred() until it is true or timeout seconds pass; returns its last value."""
+    end = time.time() + timeout
+    while True:
+        v = pred()
+        if v or time.time() > end:
+            return v
+        time.sleep(step)
+
+
+class Background(threading.Thread):
+    """Runs fn(*args) in a thread and keeps its result or exception."""
+
+    def __init__(self, fn, *args):
+        super().__init__(daemon=True)
+        self.fn, self.args, self.result, self.error = fn, args, None, None
+        self.start()
+
+    def run(self):
+        try:
+            self.result = self.fn(*self.args)
+        except Exception as e:  # reported by the test
+            self.error = e

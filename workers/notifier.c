@@ -1,0 +1,35 @@
+/*-------------------------------------------------------------------------
+ *
+ * notifier.c
+ *		The notifier worker: NOTIFY popug_events, coalesced.
+ *
+ * PostgreSQL serializes every committing transaction that has queued a
+ * NOTIFY on one cluster-wide lock, so producers never NOTIFY themselves.
+ * Their commits set this worker's latch; it sends one NOTIFY per wakeup and
+ * then waits popug.notify_interval, so any number of commits in that time
+ * cost one notification.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "popug.h"
+
+#include "commands/async.h"
+#include "postmaster/bgworker.h"
+
+PGDLLEXPORT void popug_notifier_main(Datum arg);
+
+/* One NOTIFY, delivered when the worker loop commits the pass. */
+static int64
+notify_step(bool *more)
+{
+	Async_Notify("popug_events", NULL);
+	return 1;
+}
+
+/* Entry point of the notifier background worker. */
+void
+popug_notifier_main(Datum arg)
+{
+	popug_worker_main(POPUG_WORKER_NOTIFIER, notify_step, 0,
+					  popug_notify_interval);
+}
