@@ -45,9 +45,18 @@ const char *const popug_worker_names[POPUG_NUM_WORKERS] = {
 	"notifier", "accounting", "mailer", "scheduler"
 };
 
-/* entry points of the workers, NULL for a worker not built yet */
+/*
+ * Entry points of the workers, NULL for a worker not built.  One line per
+ * worker, kept apart so that each worker's change merges on its own.
+ */
 static const char *const worker_functions[POPUG_NUM_WORKERS] = {
-	"popug_notifier_main", NULL, NULL, NULL
+	[POPUG_WORKER_NOTIFIER] = "popug_notifier_main",
+
+	[POPUG_WORKER_ACCOUNTING] = NULL,
+
+	[POPUG_WORKER_MAILER] = NULL,
+
+	[POPUG_WORKER_SCHEDULER] = NULL,
 };
 
 #define STATUS_STATE_LEN 64
@@ -328,6 +337,18 @@ _PG_init(void)
 							   "Time of day (HH:MM in popug.timezone) the scheduler pays the previous day out; empty disables it.",
 							   NULL, &popug_payout_at, "00:00",
 							   PGC_SIGHUP, 0, check_payout_at, NULL, NULL);
+
+	/* settings of each feature, defined in its own file */
+	/* tasks */
+
+	/* accounting */
+
+	/* payout */
+
+	/* mail */
+
+	/* stats */
+
 	MarkGUCPrefixReserved("popug");
 
 	RegisterXactCallback(popug_xact_callback, NULL);

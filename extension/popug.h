@@ -105,6 +105,18 @@ extern void popug_consumer_ensure(const char *name);
 extern void popug_dead_letter(const char *consumer, Datum event_id,
 							  int64 event, const char *error);
 
+/* ---- features: each adds its declarations under its own heading ---- */
+
+/* tasks (tasks.c) */
+
+/* accounting (accounting.c) */
+
+/* payout (payout.c) */
+
+/* mail (mail.c) */
+
+/* stats (stats.c) */
+
 /* ---- shared memory, workers and wakeups (popug.c) ---- */
 typedef enum PopugWorkerKind
 {
