@@ -81,7 +81,8 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT pg_catalog.greatest(
-		(pg_catalog.now() AT TIME ZONE pg_catalog.current_setting('popug.timezone'))::date,
+		(pg_catalog.now() AT TIME ZONE
+		 pg_catalog.coalesce(pg_catalog.current_setting('popug.timezone', true), 'UTC'))::date,
 		(SELECT max(day) OPERATOR(pg_catalog.+) 1 FROM popug.billing_day));
 $$;
 COMMENT ON FUNCTION popug.billing_day_open() IS
