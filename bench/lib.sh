@@ -1,0 +1,35 @@
+# Shared functions for popug's benchmarks (sourced by bench/run.sh and by
+# each bench/NN_*.sh).  Every benchmark prints Markdown table rows
+#   | what | popug | baseline | popug/baseline | target |
+# where the baseline is measured in the same run on the same server.
+source "$(dirname "${BASH_SOURCE[0]}")/../test/lib.sh"
+
+BENCH_SECONDS=${BENCH_SECONDS:-10}
+
+# tps DB CLIENTS SCRIPT_FILE [pgbench options...]: transactions per second
+# of a pgbench custom script, excluding connection time.
+tps() {
+	local db=$1 clients=$2 script=$3
+	shift 3
+	"$PG_BIN/pgbench" -n -d "$db" -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" \
+		-T "$BENCH_SECONDS" -f "$script" "$@" 2>/dev/null |
+		sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'
+}
+
+# row WHAT POPUG BASELINE UNIT TARGET [higher|lower]: one table row; the
+# ratio is popug/baseline.
+row() {
+	local what=$1 popug=$2 base=$3 unit=$4 target=$5
+	local ratio
+	ratio=$(awk -v a="$popug" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+	printf '| %s | %s %s | %s %s | %s | %s |\n' "$what" "$popug" "$unit" "$base" "$unit" "$ratio" "$target"
+}
+
+# ms SQL...: wall-clock milliseconds of one psql run of SQL in database popug.
+ms() {
+	local t0 t1
+	t0=$(date +%s%N)
+	q popug "$@" >/dev/null || return 1
+	t1=$(date +%s%N)
+	echo $(( (t1 - t0) / 1000000 ))
+}
