@@ -23,6 +23,7 @@ SELECT c.relname, c.relacl
    AND c.relacl::text LIKE '%=%/%' AND aclcontains(c.relacl, makeaclitem(0, c.relowner, 'SELECT', false));
 DROP EXTENSION popug;
 SELECT count(*) AS schemas_left FROM pg_namespace WHERE nspname = 'popug';
+SELECT count(*) AS types_left FROM pg_type WHERE typname = 'role' AND typnamespace::regnamespace::text = 'popug';
 CREATE EXTENSION popug;
 -- what a superuser without an account sees
 SELECT popug.whoami();

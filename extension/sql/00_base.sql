@@ -1,12 +1,13 @@
 -- popug install script, generated from extension/sql/*.sql in name order.
 \echo Use "CREATE EXTENSION popug" to load this file. \quit
 
--- Everything lives in schema popug (created by CREATE EXTENSION from the
--- control file).  Every function and view is granted to PUBLIC on purpose:
+-- Everything lives in schema popug, a member of the extension.  Every function and view is granted to PUBLIC on purpose:
 -- the functions decide, from the caller's account, what each caller may do,
 -- and the views filter rows by the caller's role.  Tables are never granted:
 -- they are written only by popug's C code, which runs table access as the
 -- extension owner after it has captured the caller's identity.
+CREATE SCHEMA popug;
+COMMENT ON SCHEMA popug IS 'popug: task tracker with honest accounting';
 GRANT USAGE ON SCHEMA popug TO PUBLIC;
 
 CREATE TYPE popug.role AS ENUM ('admin', 'manager', 'accountant', 'worker');
