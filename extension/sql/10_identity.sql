@@ -72,7 +72,8 @@ COMMENT ON FUNCTION popug.caller_role() IS 'The calling role''s popug role, or N
 CREATE VIEW popug.accounts AS
 	SELECT a.id, a.login, a.email, a.role, a.full_name, a.active, a.created_at
 	  FROM popug.account a
-	 WHERE popug.caller_role() OPERATOR(pg_catalog.=) 'admin'::popug.role
-		OR a.id OPERATOR(pg_catalog.=) popug.caller_account_id();
-COMMENT ON VIEW popug.accounts IS 'Accounts: all for admins, one''s own for everyone else';
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.<>) 'worker'::popug.role
+		OR a.id OPERATOR(pg_catalog.=) (SELECT popug.caller_account_id());
+COMMENT ON VIEW popug.accounts IS
+	'Accounts: all for admins, managers and accountants (who assign and pay them); one''s own for a worker';
 GRANT SELECT ON popug.accounts TO PUBLIC;

@@ -1,6 +1,6 @@
 -- Identity (SPEC 1): account functions, caller identity, permissions,
 -- SQLSTATEs, events, and that a refused call writes nothing.
-SELECT plan(54);
+SELECT plan(56);
 \ir setup.psql
 
 -- ---- bootstrap: a superuser creates the first admin ----
@@ -131,6 +131,10 @@ SELECT throws_ok($$ UPDATE popug.account SET role = 'admin' $$, '42501', NULL, '
 SELECT throws_ok($$ SELECT * FROM popug.event $$, '42501', NULL, 'nor read the event table directly');
 SELECT is((SELECT count(*)::int FROM popug.accounts), 6, 'the accounts view shows an admin every account');
 RESET ROLE;
+SET ROLE t_manager;
+SELECT is((SELECT count(*)::int FROM popug.accounts), 6, 'a manager sees every account too (to assign work)');
+SET ROLE t_accountant;
+SELECT is((SELECT count(*)::int FROM popug.accounts), 6, 'so does an accountant (to pay it)');
 SET ROLE t_worker3;
 SELECT is((SELECT array_agg(login::text) FROM popug.accounts), ARRAY['t_worker3'], 'and a worker only itself');
 RESET ROLE;
