@@ -16,6 +16,7 @@
 #include "popug.h"
 
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgtime.h"
@@ -25,6 +26,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -220,14 +222,23 @@ popug_status_set(PopugWorkerKind kind, const char *state, int64 processed,
 
 PG_FUNCTION_INFO_V1(popug_worker_status);
 
-/* SQL: popug.worker_status_rows(), one row per worker popug registered. */
+/*
+ * SQL: popug.worker_status_rows(), one row per worker popug registered;
+ * no rows unless the caller is an admin, a superuser or a pg_monitor member.
+ */
 Datum
 popug_worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	PopugCall	call;
+	bool		visible;
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (shared == NULL)
+	popug_begin(&call);
+	visible = call.superuser || call.role == POPUG_ADMIN ||
+		has_privs_of_role(call.roleid, ROLE_PG_MONITOR);
+	popug_end(&call);
+	if (shared == NULL || !visible)
 		PG_RETURN_VOID();
 
 	for (int i = 0; i < POPUG_NUM_WORKERS; i++)

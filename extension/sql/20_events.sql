@@ -100,11 +100,10 @@ CREATE FUNCTION popug.worker_status_rows(OUT worker text, OUT pid integer, OUT s
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'popug_worker_status'
 LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION popug.worker_status_rows() IS 'Background workers as seen in shared memory';
+COMMENT ON FUNCTION popug.worker_status_rows() IS
+	'Background workers as seen in shared memory (rows for admins, superusers and pg_monitor only)';
 
 CREATE VIEW popug.worker_status AS
-	SELECT w.* FROM popug.worker_status_rows() w
-	 WHERE popug.caller_role() OPERATOR(pg_catalog.=) 'admin'::popug.role
-		OR pg_catalog.pg_has_role('pg_monitor', 'USAGE');
+	SELECT w.* FROM popug.worker_status_rows() w;
 COMMENT ON VIEW popug.worker_status IS 'popug background workers: pid, state, last run, work done, last error (admins, pg_monitor)';
 GRANT SELECT ON popug.worker_status TO PUBLIC;

@@ -1,6 +1,6 @@
 -- Events (SPEC 3): consumers, batches, acknowledgement, permissions.
 -- Runs in autocommit: a consumer only ever sees committed events.
-SELECT plan(33);
+SELECT plan(37);
 \ir setup.psql
 
 SELECT popug.account_create('t_admin', 'admin@example.com', 'admin');
@@ -81,7 +81,16 @@ SELECT popug.events_ack('tail');
 SELECT is((SELECT pending FROM popug.consumer_lag WHERE consumer = 'tail'), 0::bigint, 'and nothing after ack');
 SET ROLE t_worker1;
 SELECT is((SELECT count(*)::int FROM popug.consumer_lag), 0, 'a worker sees no consumer lag rows');
+SELECT is((SELECT count(*)::int FROM popug.worker_status), 0, 'nor worker status rows');
+SELECT is((SELECT count(*)::int FROM popug.worker_status_rows()), 0, 'not even calling the row function directly');
+SET ROLE t_admin;
+SELECT ok((SELECT count(*) FROM popug.worker_status) > 0, 'an admin sees the workers');
 RESET ROLE;
+GRANT pg_monitor TO t_nobody;
+SET ROLE t_nobody;
+SELECT ok((SELECT count(*) FROM popug.worker_status) > 0, 'so does a pg_monitor member without an account');
+RESET ROLE;
+REVOKE pg_monitor FROM t_nobody;
 SELECT ok((SELECT bool_and(event_id IS NOT NULL AND occurred_at IS NOT NULL) FROM popug.event),
 	'every event has an event_id and occurred_at');
 
