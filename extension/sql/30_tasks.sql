@@ -16,3 +16,39 @@ CREATE TABLE popug.task (
 CREATE INDEX task_assignee_idx ON popug.task (assignee_id);
 CREATE INDEX task_open_idx ON popug.task (id) WHERE status = 'open';
 COMMENT ON TABLE popug.task IS 'Tasks; prices are fixed at creation';
+
+CREATE FUNCTION popug.task_create(title text, description text DEFAULT '', jira_id text DEFAULT NULL)
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'popug_task_create'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.task_create(text, text, text) IS
+	'Creates an open task for a uniformly random active worker; prices are drawn once (any active account)';
+
+CREATE FUNCTION popug.task_complete(task_id uuid)
+RETURNS void
+AS 'MODULE_PATHNAME', 'popug_task_complete'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.task_complete(uuid) IS 'Marks a task done (its current assignee only)';
+
+CREATE FUNCTION popug.tasks_shuffle()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'popug_tasks_shuffle'
+LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.tasks_shuffle() IS
+	'Reassigns every open task to a uniformly random active worker; returns how many (admins, managers)';
+
+CREATE VIEW popug.my_tasks AS
+	SELECT t.id, t.jira_id, t.title, t.description, t.status, t.assign_fee,
+		   t.complete_reward, t.created_at, t.completed_at
+	  FROM popug.task t
+	 WHERE t.assignee_id OPERATOR(pg_catalog.=) (SELECT popug.caller_account_id());
+COMMENT ON VIEW popug.my_tasks IS 'The caller''s tasks, open and done';
+GRANT SELECT ON popug.my_tasks TO PUBLIC;
+
+CREATE VIEW popug.tasks AS
+	SELECT t.id, t.jira_id, t.title, t.description, t.status, t.assign_fee,
+		   t.complete_reward, t.assignee_id, t.created_by, t.created_at, t.completed_at
+	  FROM popug.task t
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) ANY ('{admin,manager}'::popug.role[]);
+COMMENT ON VIEW popug.tasks IS 'Every task (admins and managers; no rows for anyone else)';
+GRANT SELECT ON popug.tasks TO PUBLIC;
