@@ -133,7 +133,7 @@ SELECT is((SELECT payload FROM popug.event WHERE aggregate_id = :'t1' AND event_
 			 FROM popug.task WHERE id = :'t1'), 'TaskCompleted v1 carries the assignee and the reward');
 
 -- ---- views ----
-SELECT string_agg(t.id::text, ',' ORDER BY t.id) AS w1_tasks FROM popug.task t JOIN acc a ON a.id = t.assignee_id WHERE a.login = 't_worker1' \gset
+SELECT coalesce(string_agg(t.id::text, ',' ORDER BY t.id), '') AS w1_tasks FROM popug.task t JOIN acc a ON a.id = t.assignee_id WHERE a.login = 't_worker1' \gset
 SET ROLE t_worker1;
 SELECT is(coalesce((SELECT string_agg(id::text, ',' ORDER BY id) FROM popug.my_tasks), ''), :'w1_tasks', 'my_tasks shows a worker its own tasks');
 SELECT is((SELECT count(*)::int FROM popug.tasks), 0, 'the tasks view shows a worker nothing');
