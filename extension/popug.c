@@ -54,7 +54,7 @@ const char *const popug_worker_names[POPUG_NUM_WORKERS] = {
 static const char *const worker_functions[POPUG_NUM_WORKERS] = {
 	[POPUG_WORKER_NOTIFIER] = "popug_notifier_main",
 
-	[POPUG_WORKER_ACCOUNTING] = NULL,
+	[POPUG_WORKER_ACCOUNTING] = "popug_accounting_main",
 
 	[POPUG_WORKER_MAILER] = NULL,
 

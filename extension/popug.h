@@ -110,6 +110,8 @@ extern void popug_dead_letter(const char *consumer, Datum event_id,
 /* tasks (tasks.c) */
 
 /* accounting (accounting.c) */
+extern int64 popug_accounting_step(bool *more);
+extern bool popug_payment_apply_event(Datum event);
 
 /* payout (payout.c) */
 

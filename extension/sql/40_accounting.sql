@@ -80,10 +80,50 @@ RETURNS date
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT pg_catalog.greatest(
+	SELECT GREATEST(
 		(pg_catalog.now() AT TIME ZONE
-		 pg_catalog.coalesce(pg_catalog.current_setting('popug.timezone', true), 'UTC'))::date,
+		 COALESCE(pg_catalog.current_setting('popug.timezone', true), 'UTC'))::date,
 		(SELECT max(day) OPERATOR(pg_catalog.+) 1 FROM popug.billing_day));
 $$;
 COMMENT ON FUNCTION popug.billing_day_open() IS
 	'The billing day a payment applied now counts on: today in popug.timezone, or the day after the last paid-out day';
+
+CREATE FUNCTION popug.payment_apply(e popug.event)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'popug_payment_apply'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.payment_apply(popug.event) IS
+	'Applies one event to money; true when it wrote a payment, false when already applied or not about money (admins, accountants)';
+
+CREATE FUNCTION popug.payments_apply(max_events integer DEFAULT 10000)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'popug_payments_apply'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.payments_apply(integer) IS
+	'Drains the accounting consumer as the accounting worker does; returns the payments written (admins, accountants)';
+
+CREATE VIEW popug.my_balance AS
+	SELECT a.id AS account_id, COALESCE(b.amount, 0::numeric(14,2)) AS amount, b.updated_at
+	  FROM popug.account a LEFT JOIN popug.balance b ON b.account_id OPERATOR(pg_catalog.=) a.id
+	 WHERE a.id OPERATOR(pg_catalog.=) (SELECT popug.caller_account_id());
+COMMENT ON VIEW popug.my_balance IS 'The caller''s balance';
+GRANT SELECT ON popug.my_balance TO PUBLIC;
+
+CREATE VIEW popug.my_audit_log AS
+	SELECT p.id, p.applied_at, p.billing_day, p.kind, p.debit, p.credit, p.description,
+		   p.task_id, t.jira_id, t.title AS task_title, p.occurred_at
+	  FROM popug.payment p LEFT JOIN popug.ledger_task t ON t.task_id OPERATOR(pg_catalog.=) p.task_id
+	 WHERE p.account_id OPERATOR(pg_catalog.=) (SELECT popug.caller_account_id())
+	 ORDER BY p.applied_at DESC, p.occurred_at DESC;
+COMMENT ON VIEW popug.my_audit_log IS 'The caller''s payments, newest first, with the task title';
+GRANT SELECT ON popug.my_audit_log TO PUBLIC;
+
+CREATE VIEW popug.audit_log AS
+	SELECT p.id, p.applied_at, p.billing_day, p.account_id, a.login, p.kind, p.debit, p.credit,
+		   p.description, p.task_id, t.jira_id, t.title AS task_title, p.occurred_at, p.event_id
+	  FROM popug.payment p
+	  JOIN popug.account a ON a.id OPERATOR(pg_catalog.=) p.account_id
+	  LEFT JOIN popug.ledger_task t ON t.task_id OPERATOR(pg_catalog.=) p.task_id
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) ANY ('{admin,accountant}'::popug.role[]);
+COMMENT ON VIEW popug.audit_log IS 'Every payment (admins and accountants; no rows for anyone else)';
+GRANT SELECT ON popug.audit_log TO PUBLIC;

@@ -1,0 +1,28 @@
+/*-------------------------------------------------------------------------
+ *
+ * accounting.c
+ *		The accounting worker: applies events to money as they commit.
+ *
+ * Producers set its latch when they commit events (popug_events_written);
+ * each pass applies one batch of the accounting consumer and runs again at
+ * once while batches come back full.  The consumer position is durable, so
+ * a worker killed mid-batch resumes where the last committed pass ended,
+ * and payment ids make re-applying that batch write nothing.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "popug.h"
+
+#include "postmaster/bgworker.h"
+
+#define SAFETY_POLL_MS 1000L
+
+PGDLLEXPORT void popug_accounting_main(Datum arg);
+
+/* Entry point of the accounting background worker. */
+void
+popug_accounting_main(Datum arg)
+{
+	popug_worker_main(POPUG_WORKER_ACCOUNTING, popug_accounting_step,
+					  SAFETY_POLL_MS, 0);
+}
