@@ -17,9 +17,10 @@
  * a bad event never blocks the stream.
  *
  * Billing day: the statement runs after taking popug's billing lock in
- * shared mode and computes popug.billing_day_open() then (see the top of
- * 40_accounting.sql), so a payout that has started day D never has a
- * payment land on D behind its back.
+ * shared mode and reading popug.billing_day_open() in a statement of its
+ * own (see the top of 40_accounting.sql), so a payout that has started day
+ * D never has a payment land on D behind its back.  Balances are upserted
+ * in account order, as the payout does, so the two never deadlock.
  *
  *-------------------------------------------------------------------------
  */
@@ -79,7 +80,7 @@ static PopugPlan apply_plan = {
 	"  RETURNING id, account_id, task_id, kind, debit, credit, billing_day),"
 	" moved AS ("
 	"  INSERT INTO popug.balance AS b (account_id, amount)"
-	"  SELECT account_id, sum(credit - debit) FROM paid GROUP BY account_id"
+	"  SELECT account_id, sum(credit - debit) FROM paid GROUP BY account_id ORDER BY account_id"
 	"  ON CONFLICT (account_id) DO UPDATE"
 	"  SET amount = b.amount + excluded.amount, updated_at = now())"
 	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) "
@@ -89,8 +90,11 @@ static PopugPlan apply_plan = {
 	"  FROM paid",
 	2, {InvalidOid, DATEOID}
 };
+static PopugPlan shared_lock_plan = {
+	"SELECT popug.billing_lock(false)", 0, {}
+};
 static PopugPlan open_day_plan = {
-	"SELECT popug.billing_lock(false), popug.billing_day_open()", 0, {}
+	"SELECT popug.billing_day_open()", 0, {}
 };
 static PopugPlan read_plan = {
 	"SELECT * FROM popug.events_read('" CONSUMER "', $1)", 1, {INT4OID}
@@ -135,8 +139,10 @@ apply_events(Datum events)
 	Datum		args[2];
 	bool		isnull;
 
+	/* the day is read in a statement of its own, after the lock is held */
+	popug_exec(&shared_lock_plan, NULL, NULL, false, 1);
 	popug_exec(&open_day_plan, NULL, NULL, false, 1);
-	args[1] = popug_get(0, 2, &isnull);
+	args[1] = popug_get(0, 1, &isnull);
 	args[0] = events;
 	if (apply_plan.plan == NULL)
 		apply_plan.argtypes[0] = get_array_type(event_type());

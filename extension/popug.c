@@ -58,7 +58,7 @@ static const char *const worker_functions[POPUG_NUM_WORKERS] = {
 
 	[POPUG_WORKER_MAILER] = NULL,
 
-	[POPUG_WORKER_SCHEDULER] = NULL,
+	[POPUG_WORKER_SCHEDULER] = "popug_scheduler_main",
 };
 
 #define STATUS_STATE_LEN 64

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "utils/date.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
@@ -114,6 +115,8 @@ extern int64 popug_accounting_step(bool *more);
 extern bool popug_payment_apply_event(Datum event);
 
 /* payout (payout.c) */
+extern bool popug_payout_step(DateADT upto, int batch);
+extern int64 popug_scheduler_step(bool *more);
 
 /* mail (mail.c) */
 

@@ -1,0 +1,273 @@
+/*-------------------------------------------------------------------------
+ *
+ * payout.c
+ *		The daily payout (SPEC 5): crash-safe, batched, once per account
+ *		and day.
+ *
+ * Closing day D goes through steps, each one transaction:
+ *
+ * 1. Start: under popug's billing lock in exclusive mode (every payment
+ *	  being applied holds it shared), insert D into popug.billing_day.  From
+ *	  then on payments count on D + 1 or later, so what each account is owed
+ *	  for D is fixed: its balance minus its payments of later days.  The
+ *	  positive amounts go into popug.payout_due.
+ * 2. Batches: take popug.payout_batch_size rows off payout_due and pay them
+ *	  in one statement: a payout row (primary key account and day), a
+ *	  'payout' payment, the balance, a PayoutMade event.
+ * 3. Close: when payout_due has nothing left for D, set closed_at and the
+ *	  totals and write BillingCycleClosed.
+ *
+ * A crash loses at most the batch in flight, which the next run redoes;
+ * nobody is paid twice because the batch's rows leave payout_due in the
+ * transaction that pays them.  Steps of concurrent runs (pg_cron and the
+ * scheduler worker, say) serialize on a transaction-level advisory lock.
+ * Balances are updated in account order, as accounting does, so the two
+ * never deadlock.
+ *
+ * popug.payout_run is a procedure that calls popug.payout_step and commits
+ * after each step; the scheduler worker runs one step per pass.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "popug.h"
+
+#include "catalog/pg_type.h"
+#include "nodes/parsenodes.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+
+#define PAYOUT_LOCK_SQL "SELECT pg_advisory_xact_lock(1886351207, 2)"
+
+static PopugPlan payout_lock_plan = {PAYOUT_LOCK_SQL, 0, {}};
+static PopugPlan running_plan = {
+	"SELECT day FROM popug.billing_day WHERE closed_at IS NULL ORDER BY day LIMIT 1",
+	0, {}
+};
+
+/* The next day to close: after the last one closed, else the first paid. */
+static PopugPlan next_day_plan = {
+	"SELECT COALESCE((SELECT max(day) + 1 FROM popug.billing_day),"
+	"                (SELECT min(billing_day) FROM popug.payment))",
+	0, {}
+};
+static PopugPlan exclusive_lock_plan = {
+	"SELECT popug.billing_lock(true)", 0, {}
+};
+static PopugPlan start_plan = {
+	"INSERT INTO popug.billing_day (day) VALUES ($1)", 1, {DATEOID}
+};
+static PopugPlan due_plan = {
+	"INSERT INTO popug.payout_due (day, account_id, amount) "
+	"SELECT $1, b.account_id, b.amount - COALESCE(l.later, 0)"
+	"  FROM popug.balance b"
+	"  LEFT JOIN (SELECT account_id, sum(credit - debit) AS later FROM popug.payment"
+	"              WHERE billing_day > $1 GROUP BY account_id) l USING (account_id)"
+	" WHERE b.amount - COALESCE(l.later, 0) > 0",
+	1, {DATEOID}
+};
+static PopugPlan batch_plan = {
+	"WITH batch AS ("
+	"  DELETE FROM popug.payout_due d USING ("
+	"    SELECT account_id FROM popug.payout_due WHERE day = $1"
+	"     ORDER BY account_id LIMIT $2) n"
+	"   WHERE d.day = $1 AND d.account_id = n.account_id"
+	"  RETURNING d.account_id, d.amount),"
+	" paid AS ("
+	"  INSERT INTO popug.payout (account_id, billing_day, amount)"
+	"  SELECT account_id, $1, amount FROM batch"
+	"  ON CONFLICT DO NOTHING RETURNING account_id, amount),"
+	" payments AS ("
+	"  INSERT INTO popug.payment (id, account_id, kind, debit, description,"
+	"                             occurred_at, billing_day)"
+	"  SELECT md5(concat_ws('|', 'payout', account_id, $1))::uuid, account_id, 'payout',"
+	"         amount, 'payout for ' || $1, now(), $1 FROM paid),"
+	" balances AS ("
+	"  INSERT INTO popug.balance AS b (account_id, amount)"
+	"  SELECT account_id, -amount FROM paid ORDER BY account_id"
+	"  ON CONFLICT (account_id) DO UPDATE SET amount = b.amount + excluded.amount,"
+	"  updated_at = now()),"
+	" totals AS ("
+	"  UPDATE popug.billing_day SET accounts_paid = accounts_paid + (SELECT count(*) FROM paid),"
+	"         total_paid = total_paid + COALESCE((SELECT sum(amount) FROM paid), 0)"
+	"   WHERE day = $1)"
+	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) "
+	"SELECT 'PayoutMade', 1, 'payout', p.account_id, jsonb_build_object("
+	"  'account_id', p.account_id, 'email', a.email, 'billing_day', $1, 'amount', p.amount)"
+	"  FROM paid p JOIN popug.account a ON a.id = p.account_id",
+	2, {DATEOID, INT4OID}
+};
+static PopugPlan close_plan = {
+	"UPDATE popug.billing_day SET closed_at = now() WHERE day = $1 "
+	"RETURNING accounts_paid, total_paid",
+	1, {DATEOID}
+};
+static PopugPlan today_plan = {
+	"SELECT (now() AT TIME ZONE $1)::date", 1, {TEXTOID}
+};
+
+/* The due day of the scheduler: D once D + 1 has reached payout_at. */
+static PopugPlan due_day_plan = {
+	"SELECT (now() AT TIME ZONE $1)::date"
+	"     - CASE WHEN (now() AT TIME ZONE $1)::time >= $2::time THEN 1 ELSE 2 END",
+	2, {TEXTOID, TEXTOID}
+};
+static PopugPlan step_plan = {
+	"SELECT popug.payout_step($1, $2)", 2, {DATEOID, INT4OID}
+};
+
+/* Today in popug.timezone.  Runs inside a call. */
+static DateADT
+today(void)
+{
+	Datum		tz = CStringGetTextDatum(popug_timezone);
+	bool		isnull;
+
+	popug_exec(&today_plan, &tz, NULL, false, 1);
+	return DatumGetDateADT(popug_get(0, 1, &isnull));
+}
+
+/* Closes day: its totals, closed_at and BillingCycleClosed. */
+static void
+close_day(DateADT day)
+{
+	Datum		arg = DateADTGetDatum(day);
+	bool		isnull;
+	PopugJson	js;
+
+	popug_exec(&close_plan, &arg, NULL, false, 1);
+	pj_begin(&js);
+	pj_date(&js, "billing_day", arg);
+	pj_int(&js, "accounts_paid", DatumGetInt32(popug_get(0, 1, &isnull)));
+	pj_numeric(&js, "total_paid", popug_get(0, 2, &isnull));
+	popug_event_append("BillingCycleClosed", 1, "payout", NULL, pj_end(&js));
+}
+
+/*
+ * One step of closing every day up to upto (see the top of this file).
+ * Returns true when there is nothing left to do.  Runs inside a call.
+ */
+bool
+popug_payout_step(DateADT upto, int batch)
+{
+	bool		isnull;
+	Datum		args[2];
+	DateADT		day;
+
+	popug_exec(&payout_lock_plan, NULL, NULL, false, 0);
+
+	if (popug_exec(&running_plan, NULL, NULL, false, 1) == 1)
+	{
+		/* a day in progress: its next batch, or its close */
+		day = DatumGetDateADT(popug_get(0, 1, &isnull));
+		args[0] = DateADTGetDatum(day);
+		args[1] = Int32GetDatum(batch);
+		if (popug_exec(&batch_plan, args, NULL, false, 0) > 0)
+		{
+			popug_events_written();
+			popug_wake_at_commit(POPUG_WORKER_MAILER);
+		}
+		else
+			close_day(day);
+		return false;
+	}
+
+	popug_exec(&next_day_plan, NULL, NULL, false, 1);
+	args[0] = popug_get(0, 1, &isnull);
+	if (isnull || DatumGetDateADT(args[0]) > upto)
+		return true;
+
+	/* start the day: no payment can land on it after this commits */
+	popug_exec(&exclusive_lock_plan, NULL, NULL, false, 0);
+	popug_exec(&start_plan, args, NULL, false, 0);
+	popug_exec(&due_plan, args, NULL, false, 0);
+	return false;
+}
+
+PG_FUNCTION_INFO_V1(popug_payout_step_sql);
+
+/*
+ * SQL: popug.payout_step(upto date, batch int) RETURNS boolean (done).
+ * upto NULL is yesterday in popug.timezone.
+ */
+Datum
+popug_payout_step_sql(PG_FUNCTION_ARGS)
+{
+	PopugCall	call;
+	DateADT		upto;
+	bool		done;
+
+	if (PG_ARGISNULL(1) || PG_GETARG_INT32(1) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("payout batch size must be positive")));
+	popug_begin(&call);
+	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "run payouts");
+	upto = PG_ARGISNULL(0) ? today() - 1 : PG_GETARG_DATEADT(0);
+	if (upto > today())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot pay out %s: it has not begun yet in popug.timezone (%s)",
+						DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(upto))),
+						popug_timezone)));
+	done = popug_payout_step(upto, PG_GETARG_INT32(1));
+	popug_end(&call);
+	PG_RETURN_BOOL(done);
+}
+
+PG_FUNCTION_INFO_V1(popug_payout_run);
+
+/*
+ * SQL: CALL popug.payout_run(day).  Steps until every day up to day (NULL:
+ * yesterday in popug.timezone) is closed, committing after each step when
+ * called outside a transaction block.
+ */
+Datum
+popug_payout_run(PG_FUNCTION_ARGS)
+{
+	bool		nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
+		!castNode(CallContext, fcinfo->context)->atomic;
+	Datum		args[2];
+	char		nulls[2] = "  ";
+	bool		isnull;
+
+	/* payout_step checks the caller and the day; this runs nothing else */
+	args[0] = PG_GETARG_DATUM(0);
+	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
+	args[1] = Int32GetDatum(popug_payout_batch_size);
+
+	if (SPI_connect_ext(nonatomic ? SPI_OPT_NONATOMIC : 0) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect_ext failed");
+	for (;;)
+	{
+		popug_exec(&step_plan, args, nulls, false, 1);
+		if (DatumGetBool(popug_get(0, 1, &isnull)))
+			break;
+		if (nonatomic)
+			SPI_commit();
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* One pass of the scheduler worker: a step of the due payout, if any. */
+int64
+popug_scheduler_step(bool *more)
+{
+	PopugCall	call;
+	Datum		args[2];
+	bool		isnull;
+	bool		done;
+
+	*more = false;
+	if (popug_payout_at == NULL || popug_payout_at[0] == '\0')
+		return 0;
+	popug_begin(&call);
+	args[0] = CStringGetTextDatum(popug_timezone);
+	args[1] = CStringGetTextDatum(popug_payout_at);
+	popug_exec(&due_day_plan, args, NULL, false, 1);
+	done = popug_payout_step(DatumGetDateADT(popug_get(0, 1, &isnull)),
+							 popug_payout_batch_size);
+	popug_end(&call);
+	*more = !done;
+	return done ? 0 : 1;
+}
