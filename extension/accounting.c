@@ -27,7 +27,6 @@
 #include "popug.h"
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
@@ -36,7 +35,6 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/typcache.h"
 
 #define CONSUMER "accounting"
@@ -157,6 +155,23 @@ event_array(Datum *rows, int n)
 										   TYPALIGN_DOUBLE));
 }
 
+/* Arguments of apply_events_fn, run through popug_try. */
+typedef struct ApplyArgs
+{
+	Datum	   *rows;
+	int			n;
+	uint64	   *written;
+} ApplyArgs;
+
+/* popug_try callback: applies a->rows. */
+static void
+apply_events_fn(void *arg)
+{
+	ApplyArgs  *a = (ApplyArgs *) arg;
+
+	*a->written += apply_events(event_array(a->rows, a->n));
+}
+
 /*
  * Applies events in a subtransaction.  On error, returns false and sets
  * *error to the message; nothing of the events is left behind.
@@ -164,32 +179,9 @@ event_array(Datum *rows, int n)
 static bool
 apply_safely(Datum *rows, int n, uint64 *written, char **error)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = true;
+	ApplyArgs	a = {rows, n, written};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		*written += apply_events(event_array(rows, n));
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		*error = edata->message;
-		ok = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return ok;
+	return popug_try(apply_events_fn, &a, error);
 }
 
 /*

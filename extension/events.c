@@ -25,12 +25,14 @@
  */
 #include "popug.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/numeric.h"
+#include "utils/resowner.h"
 
 #define MAX_BATCH 1000000
 
@@ -284,6 +286,42 @@ popug_consumer_ensure(const char *name)
 	Datum		args[2] = {CStringGetTextDatum(name), BoolGetDatum(true)};
 
 	popug_exec(&consumer_insert_plan, args, NULL, false, 0);
+}
+
+/*
+ * Runs fn(arg) in a subtransaction.  On error, rolls it back, sets *error
+ * to the message and returns false: nothing fn did is left behind.  The
+ * SPI connection and kept plans of the caller survive.
+ */
+bool
+popug_try(PopugTryFn fn, void *arg, char **error)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		*error = edata->message;
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return ok;
 }
 
 /* Records an event a consumer could not process.  Runs inside a call. */
