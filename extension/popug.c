@@ -56,7 +56,7 @@ static const char *const worker_functions[POPUG_NUM_WORKERS] = {
 
 	[POPUG_WORKER_ACCOUNTING] = "popug_accounting_main",
 
-	[POPUG_WORKER_MAILER] = NULL,
+	[POPUG_WORKER_MAILER] = "popug_mailer_main",
 
 	[POPUG_WORKER_SCHEDULER] = "popug_scheduler_main",
 };
@@ -357,6 +357,7 @@ _PG_init(void)
 	/* payout */
 
 	/* mail */
+	popug_mail_settings();
 
 	/* stats */
 

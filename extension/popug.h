@@ -121,6 +121,9 @@ extern bool popug_payout_step(DateADT upto, int batch);
 extern int64 popug_scheduler_step(bool *more);
 
 /* mail (mail.c) */
+extern void popug_mail_settings(void);
+extern int64 popug_mailer_step(bool *more);
+extern bool popug_mail_apply_event(Datum event);
 
 /* stats (stats.c) */
 

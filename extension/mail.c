@@ -1,0 +1,545 @@
+/*-------------------------------------------------------------------------
+ *
+ * mail.c
+ *		Payout mail (SPEC 6): PayoutMade events become popug.mail rows, sent
+ *		over SMTP with libcurl, retried with exponential backoff.
+ *
+ * The durable consumer "mailer" turns each PayoutMade event into one mail
+ * (unique by event id, so a redelivered event queues nothing new).  A mail
+ * whose recipient cannot be put in a header safely is queued as 'failed'
+ * with the reason, never sent.
+ *
+ * Sending claims due mails (FOR UPDATE SKIP LOCKED), counts the attempt and
+ * sets next_attempt_at a lease ahead, so that a sender that dies mid-send
+ * leaves the mail to be retried once the lease runs out.  The mailer
+ * worker commits the claim before talking to the server and records each
+ * result in a transaction of its own right after, so a mail the server
+ * confirmed is re-sent only if the worker dies in between (SMTP itself
+ * cannot do better).  mail_dispatch() does all of it in the caller's
+ * transaction.
+ *
+ * Results: 2xx sent; 5xx failed at once; 4xx or no answer (connection
+ * refused, timeout) retried after popug.mail_retry_base * 2^(attempts-1)
+ * seconds, with jitter of +-50%, until popug.mail_max_attempts.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "popug.h"
+
+#include <curl/curl.h>
+#include <time.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#define CONSUMER "mailer"
+#define CLAIM_LEASE_S 300
+#define WORKER_BATCH 20
+
+/* settings */
+char	   *popug_smtp_url = NULL;
+char	   *popug_smtp_from = NULL;
+char	   *popug_smtp_user = NULL;
+char	   *popug_smtp_password = NULL;
+bool		popug_smtp_starttls = false;
+int			popug_smtp_timeout = 10000;
+int			popug_mail_max_attempts = 5;
+int			popug_mail_retry_base = 30;
+int			popug_mail_retention = 30;
+
+/* A claimed mail, kept across the transactions of a worker pass. */
+typedef struct Mail
+{
+	int64		id;
+	char	   *to_addr;
+	char	   *subject;
+	char	   *body;
+	char	   *event_id;
+	int			attempts;
+	/* the outcome */
+	bool		sent;
+	bool		permanent;		/* failed for good (5xx) */
+	char	   *error;
+} Mail;
+
+static PopugPlan read_plan = {
+	"SELECT id, event_id, event_name, event_version, payload FROM popug.events_read('" CONSUMER "', $1)",
+	1, {INT4OID}
+};
+static PopugPlan ack_plan = {
+	"SELECT popug.events_ack('" CONSUMER "')", 0, {}
+};
+static PopugPlan queue_plan = {
+	"INSERT INTO popug.mail (account_id, event_id, to_addr, subject, body, status, last_error) "
+	"SELECT ($2->>'account_id')::uuid, $1, $2->>'email',"
+	"       'popug payout for ' || ($2->>'billing_day')::date,"
+	"       concat('Hello,', E'\\n\\n', 'popug paid you ', ($2->>'amount')::numeric(14,2),"
+	"              ' for ', ($2->>'billing_day')::date, '.', E'\\n\\n',"
+	"              'Your audit log: SELECT * FROM popug.my_audit_log;', E'\\n\\n', '-- popug', E'\\n'),"
+	"       CASE WHEN $3 IS NULL THEN 'pending' ELSE 'failed' END, $3 "
+	"ON CONFLICT (event_id) DO NOTHING",
+	3, {UUIDOID, JSONBOID, TEXTOID}
+};
+static PopugPlan claim_plan = {
+	"UPDATE popug.mail m SET attempts = attempts + 1,"
+	"       next_attempt_at = now() + make_interval(secs => $2) "
+	" WHERE id IN (SELECT id FROM popug.mail WHERE status = 'pending' AND next_attempt_at <= now()"
+	"              ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) "
+	"RETURNING id, to_addr, subject, body, event_id::text, attempts",
+	2, {INT4OID, INT4OID}
+};
+static PopugPlan sent_plan = {
+	"UPDATE popug.mail SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1",
+	1, {INT8OID}
+};
+static PopugPlan failed_plan = {
+	"UPDATE popug.mail SET status = CASE WHEN $3 OR attempts >= $4 THEN 'failed' ELSE 'pending' END,"
+	"       next_attempt_at = now() + make_interval(secs => $5 * 2 ^ (attempts - 1) * (0.5 + random())),"
+	"       last_error = $2 WHERE id = $1",
+	5, {INT8OID, TEXTOID, BOOLOID, INT4OID, INT4OID}
+};
+static PopugPlan prune_plan = {
+	"DELETE FROM popug.mail WHERE status = 'sent' AND sent_at < now() - make_interval(days => $1)",
+	1, {INT4OID}
+};
+
+/* Check hook: popug.smtp_url is empty, smtp:// or smtps://. */
+static bool
+check_smtp_url(char **newval, void **extra, GucSource source)
+{
+	const char *url = *newval;
+
+	if (url == NULL || url[0] == '\0')
+		return true;
+	if (pg_strncasecmp(url, "smtp://", 7) != 0 && pg_strncasecmp(url, "smtps://", 8) != 0)
+	{
+		GUC_check_errdetail("Only smtp:// and smtps:// URLs are accepted.");
+		return false;
+	}
+	for (const char *p = url; *p; p++)
+		if ((unsigned char) *p <= ' ' || *p == 0x7f)
+		{
+			GUC_check_errdetail("The URL must not contain spaces or control characters.");
+			return false;
+		}
+	return true;
+}
+
+/*
+ * Whether s is a plain address: one '@', no spaces, brackets or control
+ * characters (CR and LF among them), so it is safe in a header.
+ */
+static bool
+safe_address(const char *s)
+{
+	const char *at;
+
+	if (s == NULL || strlen(s) > 254)
+		return false;
+	at = strchr(s, '@');
+	if (at == NULL || at == s || at[1] == '\0' || strchr(at + 1, '@'))
+		return false;
+	for (const char *p = s; *p; p++)
+		if ((unsigned char) *p <= ' ' || *p == 0x7f || strchr("<>()[]\\,;:\"", *p))
+			return false;
+	return true;
+}
+
+/* Check hook: popug.smtp_from is empty or a plain address. */
+static bool
+check_smtp_from(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0' || safe_address(*newval))
+		return true;
+	GUC_check_errdetail("popug.smtp_from must be a plain address such as popug@example.com.");
+	return false;
+}
+
+/* Defines the mail settings (called from _PG_init). */
+void
+popug_mail_settings(void)
+{
+	DefineCustomStringVariable("popug.smtp_url",
+							   "SMTP server payout mail is sent to: smtp://host:port or smtps://host:port.",
+							   "Empty: mail is queued but not sent.",
+							   &popug_smtp_url, "", PGC_SUSET, 0,
+							   check_smtp_url, NULL, NULL);
+	DefineCustomStringVariable("popug.smtp_from", "Sender address of payout mail.", NULL,
+							   &popug_smtp_from, "popug@localhost", PGC_SUSET, 0,
+							   check_smtp_from, NULL, NULL);
+	DefineCustomStringVariable("popug.smtp_user", "SMTP user name (empty: no authentication).", NULL,
+							   &popug_smtp_user, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("popug.smtp_password", "SMTP password.", NULL,
+							   &popug_smtp_password, "", PGC_SUSET,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+	DefineCustomBoolVariable("popug.smtp_starttls",
+							 "Require STARTTLS on smtp:// URLs (smtps:// is TLS from the start).", NULL,
+							 &popug_smtp_starttls, false, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("popug.smtp_timeout", "Timeout of one SMTP delivery.", NULL,
+							&popug_smtp_timeout, 10000, 100, 600000, PGC_SUSET,
+							GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("popug.mail_max_attempts", "Attempts before a mail is failed.", NULL,
+							&popug_mail_max_attempts, 5, 1, 100, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("popug.mail_retry_base",
+							"First retry delay of a mail; it doubles with each attempt, with jitter.", NULL,
+							&popug_mail_retry_base, 30, 0, 86400, PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("popug.mail_retention", "Days sent mail is kept.", NULL,
+							&popug_mail_retention, 30, 1, 3650, PGC_SUSET, 0, NULL, NULL, NULL);
+}
+
+/* ---- queueing ---- */
+
+/* Queues the mail of one PayoutMade payload; a bad address queues it failed. */
+static void
+queue_mail(Datum event_id, Datum payload)
+{
+	Datum		args[3];
+	char		nulls[3] = "  n";
+	Jsonb	   *jb = DatumGetJsonbP(payload);
+	JsonbValue	key;
+	JsonbValue *email;
+
+	key.type = jbvString;
+	key.val.string.val = "email";
+	key.val.string.len = 5;
+	email = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &key);
+	if (email == NULL || email->type != jbvString ||
+		!safe_address(pnstrdup(email->val.string.val, email->val.string.len)))
+	{
+		args[2] = CStringGetTextDatum("invalid recipient address: refused, it could break the mail headers");
+		nulls[2] = ' ';
+	}
+	args[0] = event_id;
+	args[1] = payload;
+	popug_exec(&queue_plan, args, nulls, false, 0);
+}
+
+/* popug_try callback: queue_mail on a Datum pair. */
+static void
+queue_mail_fn(void *arg)
+{
+	Datum	   *a = (Datum *) arg;
+
+	queue_mail(a[0], a[1]);
+}
+
+/*
+ * Applies one event row (a Datum of type popug.event) for popug's own
+ * callers (dead_letter_retry): queues its mail if it is a PayoutMade.
+ * Returns whether it queued one.  Must run inside a call.
+ */
+bool
+popug_mail_apply_event(Datum event)
+{
+	HeapTupleHeader td = DatumGetHeapTupleHeader(event);
+	bool		isnull;
+	char	   *name = TextDatumGetCString(GetAttributeByName(td, "event_name", &isnull));
+
+	if (strcmp(name, "PayoutMade") != 0)
+		return false;
+	queue_mail(GetAttributeByName(td, "event_id", &isnull),
+			   GetAttributeByName(td, "payload", &isnull));
+	return SPI_processed > 0;
+}
+
+/* Drains the mailer consumer into popug.mail.  Runs inside a call. */
+static void
+consume(void)
+{
+	uint64		n;
+	Datum		arg = Int32GetDatum(1000);
+
+	popug_consumer_ensure(CONSUMER);
+	do
+	{
+		SPITupleTable *tt;
+		bool		isnull;
+
+		n = popug_exec(&read_plan, &arg, NULL, false, 0);
+		tt = SPI_tuptable;
+		for (uint64 i = 0; i < n; i++)
+		{
+			HeapTuple	t = tt->vals[i];
+			Datum		a[2];
+			char	   *error;
+
+			if (strcmp(SPI_getvalue(t, tt->tupdesc, 3), "PayoutMade") != 0)
+				continue;
+			a[0] = SPI_getbinval(t, tt->tupdesc, 2, &isnull);
+			a[1] = SPI_getbinval(t, tt->tupdesc, 5, &isnull);
+			if (strcmp(SPI_getvalue(t, tt->tupdesc, 4), "1") != 0)
+				popug_dead_letter(CONSUMER, a[0], DatumGetInt64(SPI_getbinval(t, tt->tupdesc, 1, &isnull)),
+								  psprintf("PayoutMade version %s is not supported",
+										   SPI_getvalue(t, tt->tupdesc, 4)));
+			else if (!popug_try(queue_mail_fn, a, &error))
+				popug_dead_letter(CONSUMER, a[0], DatumGetInt64(SPI_getbinval(t, tt->tupdesc, 1, &isnull)),
+								  error);
+		}
+		popug_exec(&ack_plan, NULL, NULL, false, 1);
+	} while (n > 0);
+}
+
+/* ---- sending ---- */
+
+typedef struct Upload
+{
+	const char *data;
+	size_t		left;
+} Upload;
+
+/* libcurl read callback: hands out the message. */
+static size_t
+read_message(char *buf, size_t size, size_t nitems, void *userdata)
+{
+	Upload	   *u = (Upload *) userdata;
+	size_t		n = Min(size * nitems, u->left);
+
+	memcpy(buf, u->data, n);
+	u->data += n;
+	u->left -= n;
+	return n;
+}
+
+/* The RFC 5322 message of a mail, CRLF line endings. */
+static char *
+build_message(const Mail *m)
+{
+	StringInfoData s;
+	char		date[64];
+	time_t		now = time(NULL);
+	struct tm	tm;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	initStringInfo(&s);
+	appendStringInfo(&s, "Date: %s\r\n", date);
+	appendStringInfo(&s, "Message-ID: <%s@popug>\r\n", m->event_id);
+	appendStringInfo(&s, "From: <%s>\r\n", popug_smtp_from);
+	appendStringInfo(&s, "To: <%s>\r\n", m->to_addr);
+	appendStringInfo(&s, "Subject: %s\r\n", m->subject);
+	appendStringInfoString(&s, "MIME-Version: 1.0\r\n"
+						   "Content-Type: text/plain; charset=utf-8\r\n"
+						   "Content-Transfer-Encoding: 8bit\r\n\r\n");
+	for (const char *p = m->body; *p; p++)
+	{
+		if (*p == '\n' && (p == m->body || p[-1] != '\r'))
+			appendStringInfoChar(&s, '\r');
+		appendStringInfoChar(&s, *p);
+	}
+	return s.data;
+}
+
+/*
+ * Sends one mail; fills in its outcome.  Makes no database calls and
+ * raises no errors, so it can run outside a transaction.
+ */
+static void
+send_mail(Mail *m)
+{
+	static bool curl_ready = false;
+	CURL	   *curl;
+	CURLcode	rc;
+	struct curl_slist *rcpt = NULL;
+	char		errbuf[CURL_ERROR_SIZE] = "";
+	char	   *from = psprintf("<%s>", popug_smtp_from);
+	long		code = 0;
+	Upload		u;
+
+	if (!curl_ready)
+	{
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		curl_ready = true;
+	}
+	if (popug_smtp_url == NULL || popug_smtp_url[0] == '\0')
+	{
+		m->error = "popug.smtp_url is not set";
+		return;
+	}
+	u.data = build_message(m);
+	u.left = strlen(u.data);
+	curl = curl_easy_init();
+	if (curl == NULL)
+	{
+		m->error = "could not initialize libcurl";
+		return;
+	}
+	rcpt = curl_slist_append(rcpt, psprintf("<%s>", m->to_addr));
+	curl_easy_setopt(curl, CURLOPT_URL, popug_smtp_url);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	curl_easy_setopt(curl, CURLOPT_MAIL_FROM, from);
+	curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, rcpt);
+	curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_message);
+	curl_easy_setopt(curl, CURLOPT_READDATA, &u);
+	curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) popug_smtp_timeout);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long) popug_smtp_timeout);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+	if (popug_smtp_starttls)
+		curl_easy_setopt(curl, CURLOPT_USE_SSL, (long) CURLUSESSL_ALL);
+	if (popug_smtp_user && popug_smtp_user[0])
+	{
+		curl_easy_setopt(curl, CURLOPT_USERNAME, popug_smtp_user);
+		curl_easy_setopt(curl, CURLOPT_PASSWORD, popug_smtp_password);
+	}
+	rc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+	curl_slist_free_all(rcpt);
+	curl_easy_cleanup(curl);
+
+	if (rc == CURLE_OK)
+		m->sent = true;
+	else
+	{
+		m->permanent = code >= 500 && code < 600;
+		m->error = psprintf("%s%s%s (SMTP reply %ld)", curl_easy_strerror(rc),
+							errbuf[0] ? ": " : "", errbuf, code);
+	}
+}
+
+/* Claims up to max due mails into an array allocated in cxt. */
+static int
+claim(int max, int lease_s, MemoryContext cxt, Mail **mails)
+{
+	Datum		args[2] = {Int32GetDatum(max), Int32GetDatum(lease_s)};
+	int			n = (int) popug_exec(&claim_plan, args, NULL, false, 0);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	bool		isnull;
+
+	*mails = palloc0(sizeof(Mail) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		Mail	   *m = &(*mails)[i];
+
+		m->id = DatumGetInt64(popug_get(i, 1, &isnull));
+		m->to_addr = popug_get_text(i, 2);
+		m->subject = popug_get_text(i, 3);
+		m->body = popug_get_text(i, 4);
+		m->event_id = popug_get_text(i, 5);
+		m->attempts = DatumGetInt32(popug_get(i, 6, &isnull));
+	}
+	MemoryContextSwitchTo(old);
+	return n;
+}
+
+/* Records the outcomes of sent mails; returns how many were delivered. */
+static int
+record(Mail *mails, int n)
+{
+	int			sent = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		Datum		args[5];
+
+		args[0] = Int64GetDatum(mails[i].id);
+		if (mails[i].sent)
+		{
+			popug_exec(&sent_plan, args, NULL, false, 0);
+			sent++;
+			continue;
+		}
+		args[1] = CStringGetTextDatum(mails[i].error);
+		args[2] = BoolGetDatum(mails[i].permanent);
+		args[3] = Int32GetDatum(popug_mail_max_attempts);
+		args[4] = Int32GetDatum(popug_mail_retry_base);
+		popug_exec(&failed_plan, args, NULL, false, 0);
+	}
+	return sent;
+}
+
+/* Deletes sent mail older than popug.mail_retention days. */
+static void
+prune(void)
+{
+	Datum		arg = Int32GetDatum(popug_mail_retention);
+
+	popug_exec(&prune_plan, &arg, NULL, false, 0);
+}
+
+/*
+ * One pass of the mailer worker: queue new payout mail, claim due mail and
+ * commit, send it with no transaction open, record the outcomes and commit.
+ * Called by the worker loop inside a transaction with a snapshot pushed;
+ * returns inside a new one.
+ */
+int64
+popug_mailer_step(bool *more)
+{
+	static MemoryContext cxt = NULL;
+	PopugCall	call;
+	Mail	   *mails;
+	int			n;
+	int			sent;
+
+	if (cxt == NULL)
+		cxt = AllocSetContextCreate(TopMemoryContext, "popug mailer",
+									ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(cxt);
+
+	popug_begin(&call);
+	consume();
+	prune();
+	n = claim(WORKER_BATCH, CLAIM_LEASE_S, cxt, &mails);
+	popug_end(&call);
+	if (n == 0)
+	{
+		*more = false;
+		return 0;
+	}
+
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	for (int i = 0; i < n; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		send_mail(&mails[i]);
+		MemoryContextSwitchTo(old);
+		CHECK_FOR_INTERRUPTS();
+	}
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	popug_begin(&call);
+	sent = record(mails, n);
+	popug_end(&call);
+	*more = n == WORKER_BATCH;
+	return sent;
+}
+
+PG_FUNCTION_INFO_V1(popug_mail_dispatch);
+
+/* SQL: popug.mail_dispatch(max_mails) RETURNS int: mails delivered now. */
+Datum
+popug_mail_dispatch(PG_FUNCTION_ARGS)
+{
+	PopugCall	call;
+	int			max = PG_ARGISNULL(0) ? 100 : PG_GETARG_INT32(0);
+	Mail	   *mails;
+	int			n;
+	int			sent;
+
+	if (max < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_mails must not be negative")));
+	popug_begin(&call);
+	popug_require(&call, POPUG_ADMIN, true, "send mail");
+	consume();
+	prune();
+	n = max > 0 ? claim(max, 0, CurrentMemoryContext, &mails) : 0;
+	for (int i = 0; i < n; i++)
+		send_mail(&mails[i]);
+	sent = n > 0 ? record(mails, n) : 0;
+	popug_end(&call);
+	PG_RETURN_INT32(sent);
+}
