@@ -10,8 +10,9 @@
  * with the reason, never sent.
  *
  * Sending claims due mails (FOR UPDATE SKIP LOCKED), counts the attempt and
- * sets next_attempt_at a lease ahead, so that a sender that dies mid-send
- * leaves the mail to be retried once the lease runs out.  The mailer
+ * sets next_attempt_at a lease ahead (the SMTP timeout and a second), so
+ * that a sender that dies mid-send leaves the mail to be retried once the
+ * lease runs out.  The mailer
  * worker commits the claim before talking to the server and records each
  * result in a transaction of its own right after, so a mail the server
  * confirmed is re-sent only if the worker dies in between (SMTP itself
@@ -40,7 +41,6 @@
 #include "utils/snapmgr.h"
 
 #define CONSUMER "mailer"
-#define CLAIM_LEASE_S 300
 #define WORKER_BATCH 20
 
 /* settings */
@@ -466,53 +466,57 @@ prune(void)
 }
 
 /*
- * One pass of the mailer worker: queue new payout mail, claim due mail and
- * commit, send it with no transaction open, record the outcomes and commit.
- * Called by the worker loop inside a transaction with a snapshot pushed;
- * returns inside a new one.
+ * One pass of the mailer worker: queue new payout mail, then up to
+ * WORKER_BATCH times claim one due mail and commit, send it with no
+ * transaction open, record the outcome and commit.  The claim's lease is
+ * the SMTP timeout plus a second: a sender still silent after that is
+ * dead.  Called by the worker loop inside a transaction with a snapshot
+ * pushed; returns inside one.
  */
 int64
 popug_mailer_step(bool *more)
 {
 	static MemoryContext cxt = NULL;
 	PopugCall	call;
-	Mail	   *mails;
-	int			n;
-	int			sent;
+	int			sent = 0;
+	int			claimed = 0;
 
 	if (cxt == NULL)
 		cxt = AllocSetContextCreate(TopMemoryContext, "popug mailer",
 									ALLOCSET_DEFAULT_SIZES);
-	MemoryContextReset(cxt);
-
 	popug_begin(&call);
 	consume();
 	prune();
-	n = claim(WORKER_BATCH, CLAIM_LEASE_S, cxt, &mails);
 	popug_end(&call);
-	if (n == 0)
-	{
-		*more = false;
-		return 0;
-	}
 
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	for (int i = 0; i < n; i++)
+	for (; claimed < WORKER_BATCH; claimed++)
 	{
-		MemoryContext old = MemoryContextSwitchTo(cxt);
+		Mail	   *mail;
+		MemoryContext old;
 
-		send_mail(&mails[i]);
+		MemoryContextReset(cxt);
+		popug_begin(&call);
+		if (claim(1, popug_smtp_timeout / 1000 + 1, cxt, &mail) == 0)
+		{
+			popug_end(&call);
+			break;
+		}
+		popug_end(&call);
+
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		old = MemoryContextSwitchTo(cxt);
+		send_mail(mail);
 		MemoryContextSwitchTo(old);
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
 		CHECK_FOR_INTERRUPTS();
-	}
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
 
-	popug_begin(&call);
-	sent = record(mails, n);
-	popug_end(&call);
-	*more = n == WORKER_BATCH;
+		popug_begin(&call);
+		sent += record(mail, 1);
+		popug_end(&call);
+	}
+	*more = claimed == WORKER_BATCH;
 	return sent;
 }
 
