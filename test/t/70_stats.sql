@@ -1,0 +1,84 @@
+-- Statistics (SPEC 7) over hand-built accounting data with known answers:
+-- earnings, workers in debt at the end of each day, payouts, tasks, late
+-- events on their billing day, the most expensive task, permissions.
+SELECT plan(20);
+\ir setup.psql
+
+SELECT popug.account_create('t_admin', 'admin@example.com', 'admin');
+SELECT popug.account_create('t_manager', 'manager@example.com', 'manager');
+SELECT popug.account_create('t_accountant', 'accountant@example.com', 'accountant');
+SELECT popug.account_create('t_worker1', 'w1@example.com', 'worker') AS w1 \gset
+SELECT popug.account_create('t_worker2', 'w2@example.com', 'worker') AS w2 \gset
+SELECT (now() AT TIME ZONE 'UTC')::date - 10 AS d1 \gset
+
+CREATE FUNCTION pg_temp.pay(account uuid, day date, kind text, amount numeric, task uuid DEFAULT NULL,
+							at timestamptz DEFAULT NULL) RETURNS void
+LANGUAGE sql AS $$
+	INSERT INTO popug.payment (id, account_id, task_id, kind, debit, credit, description, occurred_at, billing_day)
+	VALUES (gen_random_uuid(), account, task, kind,
+			CASE WHEN kind = 'complete_reward' THEN 0 ELSE amount END,
+			CASE WHEN kind = 'complete_reward' THEN amount ELSE 0 END, 'test',
+			COALESCE(at, day + time '12:00'), day);
+	INSERT INTO popug.balance AS b (account_id, amount)
+	VALUES (account, CASE WHEN kind = 'complete_reward' THEN amount ELSE -amount END)
+	ON CONFLICT (account_id) DO UPDATE SET amount = b.amount + excluded.amount;
+$$;
+INSERT INTO popug.ledger_task VALUES
+	('aaaaaaaa-0000-4000-8000-000000000001', 'POPUG-1', 'Cheap', 25.00, :'d1'::date + time '09:00'),
+	('aaaaaaaa-0000-4000-8000-000000000002', NULL, 'Dear', 39.00, :'d1'::date + time '10:00'),
+	('aaaaaaaa-0000-4000-8000-000000000003', NULL, 'Also dear', 39.00, :'d1'::date + 2 + time '10:00');
+
+-- d1: worker1 charged 15 and 12 (debt 27), worker2 charged 10, rewarded 25
+SELECT pg_temp.pay(:'w1', :'d1', 'assign_fee', 15), pg_temp.pay(:'w1', :'d1', 'assign_fee', 12),
+	   pg_temp.pay(:'w2', :'d1', 'assign_fee', 10),
+	   pg_temp.pay(:'w2', :'d1', 'complete_reward', 25, 'aaaaaaaa-0000-4000-8000-000000000001');
+-- d1+1: nothing.  d1+2: worker1 rewarded 39 (debt paid off: +12), worker2 paid out 15;
+-- a late event from d1 counts on d1+2, its billing day
+SELECT pg_temp.pay(:'w1', :'d1'::date + 2, 'complete_reward', 39, 'aaaaaaaa-0000-4000-8000-000000000002', :'d1'::date + time '23:59'),
+	   pg_temp.pay(:'w2', :'d1'::date + 2, 'payout', 15),
+	   pg_temp.pay(:'w2', :'d1'::date + 2, 'complete_reward', 39, 'aaaaaaaa-0000-4000-8000-000000000003');
+
+SET ROLE t_accountant;
+CREATE TEMP TABLE s AS SELECT * FROM popug.stats_days(:'d1', :'d1'::date + 3);
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM s), 4, 'one row per day, days without activity included');
+SELECT is((SELECT row(fees_charged, rewards_paid, management_earnings)::text FROM s WHERE day = :'d1'),
+		  row(37.00, 25.00, 12.00)::text, 'd1: fees 37, rewards 25, earnings 12');
+SELECT is((SELECT negative_workers FROM s WHERE day = :'d1'), 1::bigint, 'd1: one worker in debt at the end of the day');
+SELECT is((SELECT row(management_earnings, negative_workers)::text FROM s WHERE day = :'d1'::date + 1),
+		  row(0, 1)::text, 'd1+1: no money moved, the debt is still there');
+SELECT is((SELECT row(fees_charged, rewards_paid, management_earnings, payouts)::text FROM s WHERE day = :'d1'::date + 2),
+		  row(0, 78.00, -78.00, 15.00)::text, 'd1+2: rewards 78 (the late one included), earnings -78, payouts 15');
+SELECT is((SELECT negative_workers FROM s WHERE day = :'d1'::date + 2), 0::bigint, 'd1+2: the debt was paid off');
+SELECT is((SELECT row(tasks_created, tasks_completed)::text FROM s WHERE day = :'d1'), row(2, 1)::text, 'd1: 2 tasks created, 1 completed');
+SELECT is((SELECT row(tasks_created, tasks_completed)::text FROM s WHERE day = :'d1'::date + 2), row(1, 2)::text, 'd1+2: 1 created, 2 completed');
+SET ROLE t_admin;
+SELECT is((SELECT row(day, management_earnings)::text FROM popug.stats_day(:'d1')), row(:'d1'::date, 12.00)::text,
+		  'stats_day is the same row');
+SELECT is((SELECT negative_workers FROM popug.stats_day()), 0::bigint, 'today: nobody in debt now');
+SELECT is((SELECT day FROM popug.stats_day()), (now() AT TIME ZONE 'UTC')::date, 'stats_day() is today');
+
+-- ---- the most expensive task ----
+SELECT is((SELECT row(task_id, jira_id, title, complete_reward)::text FROM popug.stats_most_expensive_task(:'d1', :'d1'::date + 3)),
+		  row('aaaaaaaa-0000-4000-8000-000000000002'::uuid, NULL::text, 'Dear', 39.00)::text,
+		  'the highest reward in the range; on a tie the earliest completion');
+SELECT is((SELECT title FROM popug.stats_most_expensive_task(:'d1', :'d1')), 'Cheap', 'the range bounds it');
+SELECT is((SELECT count(*)::int FROM popug.stats_most_expensive_task(:'d1'::date + 1, :'d1'::date + 1)), 0, 'no completion: no row');
+RESET ROLE;
+
+-- ---- errors and permissions ----
+SET ROLE t_admin;
+SELECT throws_ok(format('SELECT * FROM popug.stats_days(%L, %L)', :'d1'::date + 1, :'d1'), '22023', NULL, 'from after to: 22023');
+SELECT throws_ok($$ SELECT * FROM popug.stats_days('2000-01-01', '2030-01-01') $$, '22023', NULL, 'a range of 30 years: 22023');
+SET ROLE t_accountant;
+SELECT throws_ok($$ SELECT * FROM popug.stats_most_expensive_task(current_date, current_date) $$, '42501', NULL,
+	'only an admin sees task analytics');
+SET ROLE t_manager;
+SELECT throws_ok($$ SELECT * FROM popug.stats_day() $$, '42501', NULL, 'a manager cannot read statistics');
+SET ROLE t_worker1;
+SELECT throws_ok($$ SELECT * FROM popug.stats_days(current_date, current_date) $$, '42501', NULL, 'nor a worker');
+SET ROLE t_nobody;
+SELECT throws_ok($$ SELECT * FROM popug.stats_day() $$, '42501', NULL, 'nor a role without an account');
+RESET ROLE;
+
+SELECT * FROM finish();
