@@ -101,15 +101,6 @@ static PopugPlan ack_plan = {
 	"SELECT popug.events_ack('" CONSUMER "')", 0, {}
 };
 
-/* The composite type popug.event. */
-static Oid
-event_type(void)
-{
-	Oid			nsp = get_namespace_oid("popug", false);
-
-	return get_rel_type_id(get_relname_relid("event", nsp));
-}
-
 /*
  * Whether accounting reads this event: the names and versions it knows.
  * Sets *unknown_version for a known name in a version it does not know.
@@ -143,7 +134,7 @@ apply_events(Datum events)
 	args[1] = popug_get(0, 1, &isnull);
 	args[0] = events;
 	if (apply_plan.plan == NULL)
-		apply_plan.argtypes[0] = get_array_type(event_type());
+		apply_plan.argtypes[0] = get_array_type(popug_event_type());
 	return popug_exec(&apply_plan, args, NULL, false, 0);
 }
 
@@ -151,7 +142,7 @@ apply_events(Datum events)
 static Datum
 event_array(Datum *rows, int n)
 {
-	return PointerGetDatum(construct_array(rows, n, event_type(), -1, false,
+	return PointerGetDatum(construct_array(rows, n, popug_event_type(), -1, false,
 										   TYPALIGN_DOUBLE));
 }
 
@@ -198,7 +189,7 @@ apply_batch(int max_events, uint64 *written)
 	Datum	   *rows;
 	int64	   *ids;
 	Datum	   *event_ids;
-	Oid			rowtype = event_type();
+	Oid			rowtype = popug_event_type();
 	Datum		arg = Int32GetDatum(max_events);
 	char	   *error;
 
@@ -304,7 +295,7 @@ bool
 popug_payment_apply_event(Datum event)
 {
 	HeapTupleHeader td = DatumGetHeapTupleHeader(event);
-	TupleDesc	tupdesc = lookup_rowtype_tupdesc(event_type(), -1);
+	TupleDesc	tupdesc = lookup_rowtype_tupdesc(popug_event_type(), -1);
 	HeapTupleData tuple;
 	bool		isnull;
 	bool		unknown_version;

@@ -25,14 +25,18 @@
  */
 #include "popug.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/resowner.h"
+#include "utils/typcache.h"
 
 #define MAX_BATCH 1000000
 
@@ -482,4 +486,93 @@ popug_events_ack(PG_FUNCTION_ARGS)
 	}
 	popug_end(&call);
 	PG_RETURN_INT64(size);
+}
+
+/* The composite type popug.event. */
+Oid
+popug_event_type(void)
+{
+	return get_rel_type_id(get_relname_relid("event", get_namespace_oid("popug", false)));
+}
+
+/* ---- replaying dead letters ---- */
+
+/* What each of popug's own consumers does with one event. */
+static const struct
+{
+	const char *consumer;
+	bool		(*apply) (Datum event);
+}			dead_letter_handlers[] =
+{
+	{"accounting", popug_payment_apply_event},
+	{"mailer", popug_mail_apply_event},
+};
+
+static PopugPlan dead_letters_plan = {
+	"SELECT d.consumer, e.* FROM popug.dead_letter d JOIN popug.event e ON e.id = d.event "
+	"WHERE d.event_id = $1 AND d.retried_at IS NULL ORDER BY d.consumer FOR UPDATE OF d",
+	1, {UUIDOID}
+};
+static PopugPlan retried_plan = {
+	"UPDATE popug.dead_letter SET retried_at = now() WHERE consumer = $1 AND event_id = $2",
+	2, {TEXTOID, UUIDOID}
+};
+
+PG_FUNCTION_INFO_V1(popug_dead_letter_retry);
+
+/*
+ * SQL: popug.dead_letter_retry(event_id) RETURNS integer: replays a dead
+ * event to each consumer that set it aside; returns how many did.  If it
+ * fails again, the error is raised and nothing changes.
+ */
+Datum
+popug_dead_letter_retry(PG_FUNCTION_ARGS)
+{
+	PopugCall	call;
+	Datum		event_id;
+	uint64		n;
+	SPITupleTable *tt;
+	TupleDesc	event_desc;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("event_id must not be null")));
+	event_id = PG_GETARG_DATUM(0);
+	popug_begin(&call);
+	popug_require(&call, POPUG_ADMIN, true, "replay dead letters");
+	n = popug_exec(&dead_letters_plan, &event_id, NULL, false, 0);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("no dead letter waits for event %s",
+						DatumGetCString(DirectFunctionCall1(uuid_out, event_id)))));
+	tt = SPI_tuptable;
+	event_desc = lookup_rowtype_tupdesc_copy(popug_event_type(), -1);
+	for (uint64 i = 0; i < n; i++)
+	{
+		char	   *consumer = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+		Datum		values[16];
+		bool		nulls[16];
+		Datum		args[2];
+		int			h;
+
+		/* the event's columns follow the consumer's name */
+		for (int c = 0; c < event_desc->natts; c++)
+			values[c] = SPI_getbinval(tt->vals[i], tt->tupdesc, c + 2, &nulls[c]);
+		for (h = 0; h < lengthof(dead_letter_handlers); h++)
+			if (strcmp(dead_letter_handlers[h].consumer, consumer) == 0)
+				break;
+		if (h == lengthof(dead_letter_handlers))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("consumer \"%s\" has no replay handler", consumer)));
+		dead_letter_handlers[h].apply(heap_copy_tuple_as_datum(heap_form_tuple(event_desc, values, nulls),
+															   event_desc));
+		args[0] = CStringGetTextDatum(consumer);
+		args[1] = event_id;
+		popug_exec(&retried_plan, args, NULL, false, 0);
+	}
+	popug_end(&call);
+	PG_RETURN_INT32((int32) n);
 }

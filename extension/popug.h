@@ -103,6 +103,7 @@ extern int64 popug_event_append(const char *name, int version,
 								const pg_uuid_t *aggregate_id, Jsonb *payload);
 extern void popug_events_written(void);
 extern void popug_consumer_ensure(const char *name);
+extern Oid	popug_event_type(void);
 typedef void (*PopugTryFn) (void *arg);
 extern bool popug_try(PopugTryFn fn, void *arg, char **error);
 extern void popug_dead_letter(const char *consumer, Datum event_id,

@@ -107,3 +107,10 @@ CREATE VIEW popug.worker_status AS
 	SELECT w.* FROM popug.worker_status_rows() w;
 COMMENT ON VIEW popug.worker_status IS 'popug background workers: pid, state, last run, work done, last error (admins, pg_monitor)';
 GRANT SELECT ON popug.worker_status TO PUBLIC;
+
+CREATE FUNCTION popug.dead_letter_retry(event_id uuid)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'popug_dead_letter_retry'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.dead_letter_retry(uuid) IS
+	'Replays a dead-lettered event to the consumers that set it aside, once its cause is fixed; returns how many (admins)';

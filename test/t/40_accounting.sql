@@ -2,7 +2,7 @@
 -- billing days, TaskCreated v1, dead letters, views and permissions.
 -- The workers serve database popug, not this one: payments_apply is called
 -- by hand here.
-SELECT plan(42);
+SELECT plan(46);
 \ir setup.psql
 
 SELECT popug.account_create('t_admin', 'admin@example.com', 'admin');
@@ -101,6 +101,19 @@ SELECT is((SELECT pending FROM popug.consumer_lag WHERE consumer = 'accounting')
 SELECT ok((SELECT count(*) FROM popug.payment WHERE task_id = :'t2') >= 2, 'the good events of that batch were applied');
 SELECT throws_ok(format('SELECT popug.payment_apply(e) FROM popug.event e WHERE id = %s', :bad2), '22023', NULL,
 	'payment_apply of an event naming an unknown account: 22023');
+
+-- ---- an admin replays a dead letter once its cause is fixed ----
+SELECT event_id AS bad2_event, (payload->>'assignee_id')::uuid AS ghost FROM popug.event WHERE id = :bad2 \gset
+SET ROLE t_accountant;
+SELECT throws_ok(format('SELECT popug.dead_letter_retry(%L)', :'bad2_event'), '42501', NULL, 'only an admin replays dead letters');
+RESET ROLE;
+INSERT INTO popug.account (id, login, email, role) VALUES (:'ghost', 't_ghost', 'ghost@example.com', 'worker');
+SET ROLE t_admin;
+SELECT is(popug.dead_letter_retry(:'bad2_event'), 1, 'with the account imported, the event is replayed');
+SELECT throws_ok(format('SELECT popug.dead_letter_retry(%L)', :'bad2_event'), 'P0002', NULL, 'once: replaying it again is P0002');
+RESET ROLE;
+SELECT is((SELECT row(debit, kind)::text FROM popug.payment WHERE account_id = :'ghost'), row(10.00, 'assign_fee')::text,
+		  'the replayed event charged its fee');
 
 -- ---- billing day: once day D's payout has started, payments count on D + 1 ----
 INSERT INTO popug.billing_day (day) VALUES ((now() AT TIME ZONE 'UTC')::date);
