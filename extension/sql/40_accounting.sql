@@ -85,6 +85,7 @@ AS $$
 		 COALESCE(pg_catalog.current_setting('popug.timezone', true), 'UTC'))::date,
 		(SELECT max(day) OPERATOR(pg_catalog.+) 1 FROM popug.billing_day));
 $$;
+REVOKE ALL ON FUNCTION popug.billing_day_open() FROM PUBLIC;
 COMMENT ON FUNCTION popug.billing_day_open() IS
 	'The billing day a payment applied now counts on: today in popug.timezone, or the day after the last paid-out day';
 
