@@ -14,8 +14,12 @@ SELECT p.proname
   FROM pg_proc p
  WHERE p.pronamespace = 'popug'::regnamespace
    AND (obj_description(p.oid, 'pg_proc') IS NULL OR p.prosecdef
-		OR NOT coalesce(p.proconfig @> '{"search_path=pg_catalog, pg_temp"}', false))
+		OR (p.prokind <> 'p' AND NOT coalesce(p.proconfig @> '{"search_path=pg_catalog, pg_temp"}', false)))
  ORDER BY 1;
+-- procedures commit, so they cannot have a SET clause: payout_run only
+-- runs one fully qualified statement (see 50_payout.sql)
+SELECT p.proname, p.proconfig FROM pg_proc p
+ WHERE p.pronamespace = 'popug'::regnamespace AND p.prokind = 'p';
 -- no table is granted to PUBLIC
 SELECT c.relname, c.relacl
   FROM pg_class c
