@@ -29,7 +29,7 @@ END $$;
 \echo '== morning: the day starts in Etc/GMT+12'
 ALTER SYSTEM SET popug.timezone = 'Etc/GMT+12';
 ALTER SYSTEM SET popug.payout_at = '00:00';
-SELECT pg_reload_conf();
+SELECT pg_reload_conf() \gset
 SET popug.timezone = 'Etc/GMT+12';
 
 \echo '== the people: a superuser bootstraps the admin, who creates the rest'
@@ -80,16 +80,20 @@ SET ROLE manager_max;
 SELECT popug.tasks_shuffle() AS tasks_reassigned;
 RESET ROLE;
 
-\echo '== afternoon: two more completions'
-SET ROLE worker_ned;
-SELECT popug.task_complete(id) FROM popug.my_tasks WHERE status = 'open' ORDER BY created_at LIMIT 1;
+\echo '== afternoon: everyone finishes what they have'
 SET ROLE worker_bob;
-SELECT popug.task_complete(id) FROM popug.my_tasks WHERE status = 'open' ORDER BY created_at LIMIT 1;
+SELECT count(popug.task_complete(id)) AS done_by_bob FROM popug.my_tasks WHERE status = 'open';
+SET ROLE worker_kim;
+SELECT count(popug.task_complete(id)) AS done_by_kim FROM popug.my_tasks WHERE status = 'open';
+SET ROLE worker_lea;
+SELECT count(popug.task_complete(id)) AS done_by_lea FROM popug.my_tasks WHERE status = 'open';
+SET ROLE worker_ned;
+SELECT count(popug.task_complete(id)) AS done_by_ned FROM popug.my_tasks WHERE status = 'open';
 RESET ROLE;
 
 \echo '== the accounting worker has applied every event (popug.consumer_lag)'
 SELECT pg_temp.wait_for('the accounting worker',
-	$$SELECT pending = 0 FROM popug.consumer_lag WHERE consumer = 'accounting'$$, 30);
+	$$SELECT pending = 0 FROM popug.consumer_lag WHERE consumer = 'accounting'$$, 30) \gset
 SET ROLE accountant_eve;
 SELECT a.login, sum(l.credit) AS credited, sum(l.debit) AS debited,
 	   sum(l.credit - l.debit) AS balance
@@ -100,20 +104,20 @@ RESET ROLE;
 \echo '== midnight: the scheduler''s clock moves to Etc/GMT-14, where the day is over'
 SELECT max(billing_day) AS the_day FROM popug.payment \gset
 ALTER SYSTEM SET popug.timezone = 'Etc/GMT-14';
-SELECT pg_reload_conf();
+SELECT pg_reload_conf() \gset
 SELECT pg_temp.wait_for('the scheduler to close the day',
-	format($$SELECT EXISTS (SELECT FROM popug.billing_day WHERE day = %L AND closed_at IS NOT NULL)$$, :'the_day'), 90);
+	format($$SELECT EXISTS (SELECT FROM popug.billing_day WHERE day = %L AND closed_at IS NOT NULL)$$, :'the_day'), 90) \gset
 SELECT day, accounts_paid, total_paid, closed_at IS NOT NULL AS closed
   FROM popug.billing_day ORDER BY day;
 
 \echo '== the mailer sends the payout mails'
 SELECT pg_temp.wait_for('the payout mails',
-	$$SELECT count(*) FILTER (WHERE status = 'sent') = count(*) FROM popug.mail$$, 60);
+	$$SELECT count(*) FILTER (WHERE status = 'sent') = count(*) FROM popug.mail$$, 60) \gset
 SELECT to_addr, subject, status, attempts FROM popug.mail ORDER BY to_addr;
 
 \echo '== back to UTC for the rest of the week'
 ALTER SYSTEM RESET popug.timezone;
-SELECT pg_reload_conf();
+SELECT pg_reload_conf() \gset
 
 \echo '== the dashboard of the day (accountant_eve: SELECT * FROM popug.stats_day(day))'
 SET ROLE accountant_eve;
@@ -125,5 +129,5 @@ RESET ROLE;
 \echo '== worker_bob''s audit log (SELECT * FROM popug.my_audit_log)'
 SET ROLE worker_bob;
 SELECT * FROM popug.my_balance;
-SELECT billing_day, kind, debit, credit, description FROM popug.my_audit_log;
+SELECT billing_day, kind, debit, credit, task_title FROM popug.my_audit_log;
 RESET ROLE;

@@ -56,6 +56,18 @@ log "the day (demo/day.sql)"
 	exit 1
 }
 
+log "the mails the SMTP catcher received ($DIR/mail.jsonl)"
+"$PYTHON" - "$DIR/mail.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    head, _, body = m["data"].partition("\r\n\r\n")
+    print("-" * 60)
+    print("\n".join(h for h in head.split("\r\n") if h.split(":")[0] in ("From", "To", "Subject", "Date")))
+    print()
+    print(body.replace("\r\n", "\n").rstrip())
+PY
+
 cat <<MSG
 
 The demo cluster is running.  Connect with:
