@@ -1,0 +1,138 @@
+"""Task tracker under real concurrency (SPEC 2): racing shuffles are each a
+whole; shuffles racing completions and creations never deadlock; then the
+invariants between tasks and their events hold."""
+import os
+import sys
+import threading
+import time
+
+import psycopg2
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from tap import Background, connect, done, ensure_roles, is_, note, ok, q, q1, reset_popug, wait_workers  # noqa: E402
+
+WORKERS = ["t_tw%d" % i for i in range(1, 6)]
+reset_popug()
+wait_workers()
+ensure_roles("t_tm", *WORKERS)
+q("SELECT popug.account_create('t_tm', 'tm@example.com', 'manager')")
+for w in WORKERS:
+    q("SELECT popug.account_create(%s, %s, 'worker')", (w, w + "@example.com"))
+
+
+def as_role(role):
+    c = connect()
+    c.cursor().execute("SET ROLE %s" % role)
+    return c
+
+
+m = as_role("t_tm")
+m.cursor().execute("SELECT count(popug.task_create('Race ' || i)) FROM generate_series(1, 300) i")
+
+# ---- two shuffles racing ----
+before = q1("SELECT max(id) FROM popug.event")
+barrier = threading.Barrier(2)
+
+
+def shuffle():
+    c = as_role("t_tm")
+    barrier.wait()
+    with c.cursor() as cur:
+        cur.execute("SELECT popug.tasks_shuffle(), txid_current()")
+        return cur.fetchone()
+
+
+a, b = Background(shuffle), Background(shuffle)
+a.join()
+b.join()
+ok(a.error is None and b.error is None, "two concurrent shuffles both succeed", (a.error, b.error))
+is_((a.result[0], b.result[0]), (300, 300), "each reassigns all 300 open tasks")
+rows = q("SELECT aggregate_id, array_agg(txid::text::bigint ORDER BY id) FROM popug.event "
+         "WHERE id > %s AND event_name = 'TaskAssigned' GROUP BY aggregate_id", (before,))
+is_(len(rows), 300, "every task got shuffle events")
+ok(all(len(t) == 2 for _, t in rows), "exactly one TaskAssigned per task per shuffle")
+firsts = {t[0] for _, t in rows}
+is_(len(firsts), 1, "for every task the same shuffle came first: they did not interleave")
+
+# ---- shuffles racing completions and creations ----
+stop = time.time() + 6
+errors = []
+counts = {"shuffled": 0, "created": 0, "completed": 0, "refused": 0}
+lock = threading.Lock()
+
+
+def bump(k, n=1):
+    with lock:
+        counts[k] += n
+
+
+def shuffler():
+    c = as_role("t_tm")
+    while time.time() < stop:
+        with c.cursor() as cur:
+            cur.execute("SELECT popug.tasks_shuffle()")
+            bump("shuffled", cur.fetchone()[0])
+        time.sleep(0.05)
+
+
+def creator():
+    c = as_role("t_tm")
+    while time.time() < stop:
+        with c.cursor() as cur:
+            cur.execute("SELECT popug.task_create('Busy task')")
+            bump("created")
+
+
+def completer(role):
+    c = as_role(role)
+    while time.time() < stop:
+        with c.cursor() as cur:
+            cur.execute("SELECT id FROM popug.my_tasks WHERE status = 'open' LIMIT 3")
+            for (tid,) in cur.fetchall():
+                try:
+                    cur.execute("SELECT popug.task_complete(%s)", (tid,))
+                    bump("completed")
+                except psycopg2.Error as e:
+                    if e.pgcode == "42501":  # reassigned by a shuffle meanwhile
+                        bump("refused")
+                    else:
+                        errors.append("%s %s" % (e.pgcode, e))
+        time.sleep(0.01)
+
+
+threads = [Background(shuffler), Background(creator), Background(creator)] + \
+    [Background(completer, w) for w in WORKERS]
+for t in threads:
+    t.join()
+for t in threads:
+    if t.error is not None:
+        errors.append(repr(t.error))
+note("shuffled %(shuffled)d assignments, created %(created)d, completed %(completed)d, "
+     "%(refused)d completions lost to a shuffle" % counts)
+is_(errors, [], "no deadlock or other error while shuffles race completions and creations")
+ok(counts["completed"] > 0 and counts["created"] > 0 and counts["shuffled"] > 0, "all three really ran")
+
+# ---- invariants ----
+is_(q1("SELECT count(*) FROM popug.task t JOIN popug.account a ON a.id = t.assignee_id "
+       "WHERE t.status = 'open' AND NOT (a.active AND a.role = 'worker')"), 0,
+    "every open task is with an active worker")
+is_(q1("SELECT count(*) FROM popug.task t WHERE t.assignee_id::text IS DISTINCT FROM "
+       "(SELECT payload->>'assignee_id' FROM popug.event e WHERE e.aggregate_id = t.id "
+       "AND e.event_name = 'TaskAssigned' ORDER BY e.id DESC LIMIT 1)"), 0,
+    "every task's last TaskAssigned names its assignee")
+total_assigned = q1("SELECT count(*) FROM popug.event WHERE event_name = 'TaskAssigned'")
+is_(total_assigned, q1("SELECT count(*) FROM popug.task") + 600 + counts["shuffled"],
+    "every assignment has exactly one TaskAssigned: creations + shuffled = events")
+is_(q1("SELECT count(*) FROM popug.task t WHERE (status = 'done') <> EXISTS "
+       "(SELECT FROM popug.event e WHERE e.aggregate_id = t.id AND e.event_name = 'TaskCompleted')"), 0,
+    "a task is done exactly when it has a TaskCompleted")
+is_(q1("SELECT count(*) FROM popug.task t WHERE t.status = 'done' AND t.assignee_id::text <> "
+       "(SELECT payload->>'assignee_id' FROM popug.event e WHERE e.aggregate_id = t.id "
+       "AND e.event_name = 'TaskCompleted')"), 0, "and it was completed by its assignee")
+is_(q1("SELECT count(*) FROM popug.event e WHERE e.event_name LIKE 'Task%' "
+       "AND NOT EXISTS (SELECT FROM popug.task t WHERE t.id = e.aggregate_id)"), 0,
+    "no task event without its task")
+is_(q1("SELECT count(*) FROM popug.task t WHERE NOT EXISTS "
+       "(SELECT FROM popug.event e WHERE e.aggregate_id = t.id AND e.event_name = 'TaskCreated')"), 0,
+    "no task without its TaskCreated")
+done()
