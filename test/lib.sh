@@ -10,7 +10,7 @@ POPUG_ROOT=${POPUG_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 PG_MAJOR=15
 SYS_PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
 STAGE=$POPUG_ROOT/tmp_install
-PG_BIN=$STAGE/usr/lib/postgresql/$PG_MAJOR/bin
+export PG_BIN=$STAGE/usr/lib/postgresql/$PG_MAJOR/bin
 PYTHON=/usr/bin/python3
 
 # Debian packages popug's build, tests, demo and benchmarks need.
@@ -90,6 +90,7 @@ cluster_init() {
 		echo "unix_socket_directories = '$dir'"
 		echo "shared_preload_libraries = 'popug,pg_cron'"
 		echo "cron.database_name = 'popug'"
+		echo "cron.use_background_workers = on"
 		echo "popug.database = 'popug'"
 		echo "max_connections = 100"
 		echo "max_worker_processes = 16"
