@@ -1,0 +1,98 @@
+"""Scheduling the payout (SPEC 5): popug's scheduler worker closes a due
+day on its own, keeps retrying (logged, in worker_status) while the payout
+fails and succeeds once the cause is gone; the real pg_cron runs the
+README's CALL; both schedulers at once pay nobody twice."""
+import datetime
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from tap import done, is_, note, ok, q, q1, reset_popug, wait_for, wait_workers  # noqa: E402
+
+
+def settings(**kv):
+    for k, v in kv.items():
+        q("ALTER SYSTEM SET popug.%s = %%s" % k, (v,))
+    q("SELECT pg_reload_conf()")
+
+
+def accounts_with_money(prefix, n, day):
+    q("INSERT INTO popug.account (login, email, role) SELECT %s || i, %s || i || '@example.com', 'worker' "
+      "FROM generate_series(1, %s) i", (prefix, prefix, n))
+    q("WITH a AS (SELECT id, row_number() OVER (ORDER BY login) AS i FROM popug.account WHERE login LIKE %s || '%%'),"
+      " ins AS (INSERT INTO popug.payment (id, account_id, kind, credit, description, occurred_at, billing_day)"
+      "         SELECT gen_random_uuid(), id, 'complete_reward', i, 'test', now(), %s FROM a)"
+      "INSERT INTO popug.balance (account_id, amount) SELECT id, i FROM a", (prefix, day))
+
+
+def closed(day):
+    return q1("SELECT closed_at IS NOT NULL FROM popug.billing_day WHERE day = %s", (day,)) is True
+
+
+def paid_once():
+    return q1("SELECT count(*) FROM (SELECT account_id, billing_day FROM popug.payment WHERE kind = 'payout' "
+              "GROUP BY 1, 2 HAVING count(*) > 1) x") == 0
+
+
+now = q1("SELECT now() AT TIME ZONE 'UTC'")
+today = now.date()
+just_passed = (now - datetime.timedelta(minutes=1)).strftime("%H:%M")
+later = (now + datetime.timedelta(minutes=30)).strftime("%H:%M")
+if now.hour == 0 and now.minute < 2 or now.hour == 23 and now.minute > 28:
+    note("too close to midnight UTC to pick a time just passed; waiting")
+    time.sleep(180)
+
+# ---- the scheduler worker, failing and then succeeding ----
+reset_popug()
+wait_workers()
+settings(timezone="UTC", payout_at=later)
+yesterday = today - datetime.timedelta(days=1)
+accounts_with_money("ps_", 50, yesterday)
+time.sleep(1)
+ok(not closed(yesterday), "before popug.payout_at (%s) the day is left open" % later)
+q("CREATE FUNCTION public.refuse_payout() RETURNS trigger LANGUAGE plpgsql AS "
+  "$$BEGIN RAISE EXCEPTION 'payout refused by a test trigger'; END$$")
+q("CREATE TRIGGER refuse BEFORE INSERT ON popug.payout FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_payout()")
+settings(payout_at=just_passed)
+ok(wait_for(lambda: "refused by a test trigger" in (q1("SELECT last_error FROM popug.worker_status "
+                                                       "WHERE worker = 'scheduler'") or ""), 15, 0.1),
+   "with popug.payout_at (%s) just passed the scheduler runs the payout; its failure is in worker_status" % just_passed)
+time.sleep(4)
+ok(not closed(yesterday), "the day stays open while the payout fails")
+ok(q1("SELECT state FROM popug.worker_status WHERE worker = 'scheduler'") == "retrying after error",
+   "the scheduler is retrying after the error")
+log = open(os.path.join(os.environ["PGHOST"], "server.log")).read()
+ok(log.count("payout refused by a test trigger") >= 2, "each failure is logged (%d so far)"
+   % log.count("payout refused by a test trigger"))
+q("DROP TRIGGER refuse ON popug.payout")
+ok(wait_for(lambda: closed(yesterday), 90, 0.2), "once the cause is gone the retry closes the day")
+is_(q1("SELECT count(*) FROM popug.payout WHERE billing_day = %s", (yesterday,)), 50, "all 50 accounts paid")
+ok(paid_once(), "each once")
+
+# ---- pg_cron, and both schedulers at once ----
+reset_popug()
+wait_workers()
+settings(payout_at=later)
+q("CREATE EXTENSION IF NOT EXISTS pg_cron")
+q("SELECT cron.unschedule(jobid) FROM cron.job")
+accounts_with_money("pk_", 3000, yesterday)
+q("SELECT cron.schedule('popug-payout', '* * * * *', 'CALL popug.payout_run()')")
+note("waiting for pg_cron's next minute")
+q("ALTER SYSTEM SET popug.payout_batch_size = 10")  # 300 steps: long enough to overlap
+t = datetime.datetime.utcnow()
+time.sleep(60 - t.second - t.microsecond / 1e6)
+settings(payout_at=just_passed)  # the scheduler starts as pg_cron does
+ok(wait_for(lambda: closed(yesterday), 90, 0.2), "the day is closed with pg_cron and the scheduler both running it")
+ok(wait_for(lambda: q1("SELECT count(*) FROM cron.job_run_details WHERE command LIKE '%%payout_run%%' "
+                       "AND status = 'succeeded'") >= 1, 60, 0.5),
+   "pg_cron ran the job successfully (cron.job_run_details)")
+note("pg_cron runs: %s" % q("SELECT status, return_message FROM cron.job_run_details ORDER BY runid DESC LIMIT 3"))
+is_(q1("SELECT count(*) FROM popug.payout WHERE billing_day = %s", (yesterday,)), 3000, "all 3000 accounts paid")
+ok(paid_once(), "nobody paid twice")
+is_(q1("SELECT sum(amount) FROM popug.balance"), 0, "every balance is zero")
+q("SELECT cron.unschedule('popug-payout')")
+for k in ("payout_at", "payout_batch_size", "timezone"):
+    q("ALTER SYSTEM RESET popug.%s" % k)
+q("SELECT pg_reload_conf()")
+done()
