@@ -7,7 +7,11 @@
  * workers are also kept in a dense array (popug.worker_slot, 1..n) so that
  * task assignment picks a uniformly random worker in constant time; every
  * change to that array first locks the single popug.worker_pool row, which
- * serializes account changes that touch the pool.
+ * serializes account changes that touch the pool.  Role changes and
+ * deactivations first take the worker pool lock (an advisory lock)
+ * exclusively, before any row lock; assignment holds it shared, so a
+ * worker is never given a task by a transaction that overlaps its removal,
+ * and both take their locks in the same order (pool lock, then rows).
  *
  *-------------------------------------------------------------------------
  */
@@ -45,6 +49,9 @@ static PopugPlan deactivate_plan = {
 };
 static PopugPlan pool_lock_plan = {
 	"SELECT n FROM popug.worker_pool FOR UPDATE", 0, {}
+};
+static PopugPlan pool_exclusive_plan = {
+	"SELECT popug.worker_pool_lock(true)", 0, {}
 };
 static PopugPlan slot_add_plan = {
 	"WITH p AS (UPDATE popug.worker_pool SET n = n + 1 RETURNING n) "
@@ -252,6 +259,7 @@ popug_account_set_role(PG_FUNCTION_ARGS)
 
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN, true, "change account roles");
+	popug_exec(&pool_exclusive_plan, NULL, NULL, false, 0);
 
 	args[0] = PG_GETARG_DATUM(0);
 	old_role = lock_account(args[0], &active);
@@ -290,6 +298,7 @@ popug_account_deactivate(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 0, "account_id");
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN, true, "deactivate accounts");
+	popug_exec(&pool_exclusive_plan, NULL, NULL, false, 0);
 
 	arg = PG_GETARG_DATUM(0);
 	role = lock_account(arg, &active);

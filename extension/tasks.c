@@ -4,13 +4,13 @@
  *		The task tracker (SPEC 2): create, complete, shuffle.
  *
  * Assignment picks a uniformly random active worker in constant time: a
- * random slot of the dense array popug.worker_slot (see identity.c), then
- * FOR SHARE on that account's row, rechecking that it is still an active
- * worker.  Deactivation and role changes lock the account row FOR UPDATE,
- * so a task is never assigned to a worker whose deactivation commits
- * first; a pick that loses such a race simply draws again.
+ * random slot of the dense array popug.worker_slot (see identity.c), read
+ * after taking the worker pool lock shared.  Removing a worker takes it
+ * exclusively, so a task is never assigned to a worker whose removal
+ * overlaps the assignment.  The lock is an advisory one: no row lock, no
+ * page write, the same cost for 10 workers or 1,000,000.
  *
- * Locking: a shuffle first locks the worker pool row FOR SHARE (no account
+ * Locking: a shuffle first takes the worker pool lock shared (no account
  * change moves workers under it), then the task table in EXCLUSIVE mode:
  * shuffles serialize (each is a whole), and creations and completions wait
  * for it or it waits for them.  task_complete locks only its task row, and
@@ -31,15 +31,15 @@
 #define MAX_TITLE_LEN 255
 #define MAX_DESCRIPTION_LEN 10000
 #define MAX_JIRA_ID_LEN 64
-#define MAX_PICKS 100
 
+static PopugPlan pool_shared_plan = {
+	"SELECT popug.worker_pool_lock(false)", 0, {}
+};
 static PopugPlan pool_size_plan = {
 	"SELECT n FROM popug.worker_pool", 0, {}
 };
 static PopugPlan pick_plan = {
-	"SELECT a.id FROM popug.worker_slot s JOIN popug.account a ON a.id = s.account_id "
-	"WHERE s.slot = $1 AND a.active AND a.role = 'worker' FOR SHARE OF a",
-	1, {INT4OID}
+	"SELECT account_id FROM popug.worker_slot WHERE slot = $1", 1, {INT4OID}
 };
 static PopugPlan insert_plan = {
 	"INSERT INTO popug.task (id, title, description, jira_id, assign_fee, "
@@ -56,9 +56,7 @@ static PopugPlan complete_plan = {
 static PopugPlan task_state_plan = {
 	"SELECT status, assignee_id FROM popug.task WHERE id = $1", 1, {UUIDOID}
 };
-static PopugPlan shuffle_pool_plan = {
-	"SELECT n FROM popug.worker_pool FOR SHARE", 0, {}
-};
+
 static PopugPlan shuffle_lock_plan = {
 	"LOCK TABLE popug.task IN EXCLUSIVE MODE", 0, {}
 };
@@ -160,35 +158,29 @@ check_jira_id(const char *jira_id)
 }
 
 /*
- * Picks a uniformly random active worker, locks its account row FOR SHARE
- * and returns its id; 55000 when there is none.
+ * Picks a uniformly random active worker and returns its id; 55000 when
+ * there is none.  The pool is read after the lock is held, each statement
+ * with a fresh snapshot.
  */
 static void
 pick_worker(pg_uuid_t *out)
 {
 	bool		isnull;
+	int32		n;
+	Datum		slot;
 
-	for (int i = 0; i < MAX_PICKS; i++)
-	{
-		int32		n;
-		Datum		slot;
-
-		popug_exec(&pool_size_plan, NULL, NULL, false, 1);
-		n = DatumGetInt32(popug_get(0, 1, &isnull));
-		if (n == 0)
-			break;
-		slot = Int32GetDatum((int32) pg_prng_uint64_range(&pg_global_prng_state, 1, n));
-		if (popug_exec(&pick_plan, &slot, NULL, false, 1) == 1)
-		{
-			memcpy(out, DatumGetUUIDP(popug_get(0, 1, &isnull)), sizeof(pg_uuid_t));
-			return;
-		}
-		/* the slot's worker was deactivated or moved meanwhile: draw again */
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("no active worker to assign the task to"),
-			 errhint("An admin creates worker accounts with popug.account_create(login, email, 'worker').")));
+	popug_exec(&pool_shared_plan, NULL, NULL, false, 0);
+	popug_exec(&pool_size_plan, NULL, NULL, false, 1);
+	n = DatumGetInt32(popug_get(0, 1, &isnull));
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no active worker to assign the task to"),
+				 errhint("An admin creates worker accounts with popug.account_create(login, email, 'worker').")));
+	slot = Int32GetDatum((int32) pg_prng_uint64_range(&pg_global_prng_state, 1, n));
+	if (popug_exec(&pick_plan, &slot, NULL, false, 1) != 1)
+		elog(ERROR, "worker slot %d of %d is missing", DatumGetInt32(slot), n);
+	memcpy(out, DatumGetUUIDP(popug_get(0, 1, &isnull)), sizeof(pg_uuid_t));
 }
 
 PG_FUNCTION_INFO_V1(popug_task_create);
@@ -335,7 +327,8 @@ popug_tasks_shuffle(PG_FUNCTION_ARGS)
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN | POPUG_MANAGER, false, "shuffle tasks");
 
-	popug_exec(&shuffle_pool_plan, NULL, NULL, false, 1);
+	popug_exec(&pool_shared_plan, NULL, NULL, false, 0);
+	popug_exec(&pool_size_plan, NULL, NULL, false, 1);
 	n = popug_get(0, 1, &isnull);
 	popug_exec(&shuffle_lock_plan, NULL, NULL, false, 0);
 	if (DatumGetInt32(n) == 0)

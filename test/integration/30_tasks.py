@@ -14,8 +14,9 @@ from tap import Background, connect, done, ensure_roles, is_, note, ok, q, q1, r
 WORKERS = ["t_tw%d" % i for i in range(1, 6)]
 reset_popug()
 wait_workers()
-ensure_roles("t_tm", *WORKERS)
+ensure_roles("t_tm", "t_ta", *WORKERS)
 q("SELECT popug.account_create('t_tm', 'tm@example.com', 'manager')")
+q("SELECT popug.account_create('t_ta', 'ta@example.com', 'admin')")
 for w in WORKERS:
     q("SELECT popug.account_create(%s, %s, 'worker')", (w, w + "@example.com"))
 
@@ -100,7 +101,13 @@ def completer(role):
         time.sleep(0.01)
 
 
-threads = [Background(shuffler), Background(creator), Background(creator)] + \
+def deactivator():
+    time.sleep(3)
+    c = as_role("t_ta")
+    c.cursor().execute("SELECT popug.account_deactivate(id) FROM popug.accounts WHERE login = %s", (WORKERS[-1],))
+
+
+threads = [Background(shuffler), Background(creator), Background(creator), Background(deactivator)] + \
     [Background(completer, w) for w in WORKERS]
 for t in threads:
     t.join()
@@ -115,7 +122,11 @@ ok(counts["completed"] > 0 and counts["created"] > 0 and counts["shuffled"] > 0,
 # ---- invariants ----
 is_(q1("SELECT count(*) FROM popug.task t JOIN popug.account a ON a.id = t.assignee_id "
        "WHERE t.status = 'open' AND NOT (a.active AND a.role = 'worker')"), 0,
-    "every open task is with an active worker")
+    "every open task is with an active worker (one was deactivated mid-run)")
+is_(q1("SELECT count(*) FROM popug.event e WHERE e.event_name = 'TaskAssigned' AND e.payload->>'assignee_id' = "
+       "(SELECT id::text FROM popug.account WHERE login = %s) AND e.id > "
+       "(SELECT id FROM popug.event WHERE event_name = 'AccountDeactivated')", (WORKERS[-1],)), 0,
+    "no task was assigned to the deactivated worker after its deactivation")
 is_(q1("SELECT count(*) FROM popug.task t WHERE t.assignee_id::text IS DISTINCT FROM "
        "(SELECT payload->>'assignee_id' FROM popug.event e WHERE e.aggregate_id = t.id "
        "AND e.event_name = 'TaskAssigned' ORDER BY e.id DESC LIMIT 1)"), 0,

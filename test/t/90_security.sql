@@ -53,6 +53,7 @@ INSERT INTO calls VALUES
 ('task_complete', $$SELECT popug.task_complete((SELECT task FROM ctx))$$, '{worker}'),
 ('tasks_shuffle', $$SELECT popug.tasks_shuffle()$$, '{admin,manager}'),
 ('billing_lock', $$SELECT popug.billing_lock(false)$$, '{}'),
+('worker_pool_lock', $$SELECT popug.worker_pool_lock(false)$$, '{}'),
 ('billing_day_open', $$SELECT popug.billing_day_open()$$, '{}'),
 ('payment_apply', $$SELECT popug.payment_apply((SELECT ev FROM ctx))$$, '{admin,accountant}'),
 ('payments_apply', $$SELECT popug.payments_apply()$$, '{admin,accountant}'),

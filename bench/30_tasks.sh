@@ -1,0 +1,96 @@
+# Task tracker: task_create and task_complete per second at 1 and 8
+# clients beside a bare INSERT (UPDATE) of a task row plus an event row in
+# one transaction; task_create latency with 10 and with 1,000,000 active
+# workers; tasks_shuffle beside a bare set-based UPDATE + INSERT of the
+# event rows.   TASKS_SHUFFLE_SIZES="100000 1000000"  TASKS_MANY_WORKERS=1000000
+source "$(dirname "$0")/lib.sh"
+SIZES=${TASKS_SHUFFLE_SIZES:-100000 1000000}
+MANY=${TASKS_MANY_WORKERS:-1000000}
+dir=$(mktemp -d)
+chmod 755 "$dir"
+
+q popug "CREATE ROLE bench_m LOGIN; CREATE ROLE bench_w LOGIN;
+	SELECT popug.account_create('bench_m', 'm@example.com', 'manager');
+	SELECT popug.account_create('bench_w', 'w@example.com', 'worker');
+	SELECT popug.account_create('bench_w' || i, 'w' || i || '@example.com', 'worker') FROM generate_series(2, 10) i;
+	CREATE TABLE bench_task (LIKE popug.task INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
+	CREATE TABLE bench_event (LIKE popug.event INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES);
+	CREATE TABLE bench_todo (n bigint PRIMARY KEY, id uuid);
+	CREATE SEQUENCE bench_seq; CREATE SEQUENCE bench_base_seq;
+	GRANT ALL ON bench_task, bench_event, bench_todo, bench_seq, bench_base_seq TO PUBLIC" >/dev/null || exit 1
+
+cat >"$dir/create.sql" <<'SQL'
+SELECT popug.task_create('Benchmark task', 'a description', 'BENCH-1');
+SQL
+cat >"$dir/create_base.sql" <<'SQL'
+BEGIN;
+INSERT INTO bench_task (id, title, description, jira_id, assign_fee, complete_reward, assignee_id, created_by)
+VALUES (gen_random_uuid(), 'Benchmark task', 'a description', 'BENCH-1', 15.00, 30.00, gen_random_uuid(), gen_random_uuid());
+INSERT INTO bench_event (event_name, event_version, producer, aggregate_id, payload)
+VALUES ('TaskCreated', 2, 'tasks', gen_random_uuid(), '{"title": "Benchmark task", "assign_fee": 15.00}');
+COMMIT;
+SQL
+cat >"$dir/complete.sql" <<'SQL'
+SELECT popug.task_complete(id) FROM bench_todo WHERE n = (SELECT nextval('bench_seq'));
+SQL
+cat >"$dir/complete_base.sql" <<'SQL'
+BEGIN;
+UPDATE bench_task SET status = 'done', completed_at = now() WHERE id = (SELECT id FROM bench_todo WHERE n = (SELECT nextval('bench_base_seq')));
+INSERT INTO bench_event (event_name, event_version, producer, aggregate_id, payload)
+VALUES ('TaskCompleted', 1, 'tasks', gen_random_uuid(), '{"complete_reward": 30.00}');
+COMMIT;
+SQL
+
+for clients in 1 8; do
+	base=$(tps popug $clients "$dir/create_base.sql" -U bench_m)
+	popug=$(tps popug $clients "$dir/create.sql" -U bench_m)
+	row "task_create/s, $clients client(s)" "${popug%.*}" "${base%.*}" "tx/s" ">= 0.80"
+done
+
+# completions: enough open tasks of one worker, numbered for the clients
+q popug "SELECT popug.account_deactivate(id) FROM popug.account WHERE login LIKE 'bench_w_%';
+	TRUNCATE bench_task, bench_todo;
+	SET ROLE bench_m;
+	SELECT count(popug.task_create('To complete')) FROM generate_series(1, 60000);
+	RESET ROLE;
+	INSERT INTO bench_todo SELECT row_number() OVER (), t.id FROM popug.task t JOIN popug.account a ON a.id = t.assignee_id
+	 WHERE t.status = 'open' AND a.login = 'bench_w';
+	INSERT INTO bench_task SELECT t.* FROM popug.task t JOIN bench_todo USING (id)" >/dev/null || exit 1
+for clients in 1 8; do
+	base=$(tps popug $clients "$dir/complete_base.sql" -U bench_w)
+	popug=$(tps popug $clients "$dir/complete.sql" -U bench_w)
+	row "task_complete/s, $clients client(s)" "${popug%.*}" "${base%.*}" "tx/s" ">= 0.80"
+done
+
+# latency of task_create: 10 active workers, then $MANY
+q popug "SELECT popug.account_create('bench_v' || i, 'v' || i || '@example.com', 'worker') FROM generate_series(1, 9) i" >/dev/null
+few=$(tps popug 1 "$dir/create.sql" -U bench_m)
+q popug "WITH a AS (INSERT INTO popug.account (login, email, role)
+		SELECT 'bench_many' || i, 'many' || i || '@example.com', 'worker' FROM generate_series(1, $MANY) i RETURNING id),
+	  s AS (INSERT INTO popug.worker_slot (slot, account_id)
+		SELECT (SELECT n FROM popug.worker_pool) + row_number() OVER (), id FROM a)
+	UPDATE popug.worker_pool SET n = n + $MANY" >/dev/null || exit 1
+q popug "VACUUM ANALYZE popug.account, popug.worker_slot" >/dev/null
+many=$(tps popug 1 "$dir/create.sql" -U bench_m)
+row "task_create latency, $(( MANY + 10 )) workers vs 10" \
+	"$(awk -v t="$many" 'BEGIN { printf "%.3f", 1000 / t }')" \
+	"$(awk -v t="$few" 'BEGIN { printf "%.3f", 1000 / t }')" "ms" "within 10%"
+
+# shuffles of many open tasks, beside a bare set-based UPDATE + INSERT
+for n in $SIZES; do
+	q popug "TRUNCATE popug.task CASCADE; TRUNCATE bench_task, bench_event;
+		INSERT INTO popug.task (id, title, assign_fee, complete_reward, assignee_id, created_by)
+		SELECT gen_random_uuid(), 'Shuffled', 15.00, 30.00, s.account_id, s.account_id
+		  FROM generate_series(1, $n) i JOIN popug.worker_slot s ON s.slot = 1 + i % 10;
+		INSERT INTO bench_task SELECT * FROM popug.task" >/dev/null || exit 1
+	q popug "VACUUM ANALYZE popug.task, bench_task" >/dev/null
+	base=$(ms "WITH w AS (SELECT array_agg(account_id) AS ids FROM popug.worker_slot WHERE slot <= 1000),
+		u AS (UPDATE bench_task t SET assignee_id = w.ids[1 + floor(random() * 1000)::int] FROM w
+			  WHERE t.status = 'open' RETURNING t.id, t.assignee_id, t.assign_fee)
+		INSERT INTO bench_event (event_name, event_version, producer, aggregate_id, payload)
+		SELECT 'TaskAssigned', 1, 'tasks', id, jsonb_build_object('task_id', id, 'assignee_id', assignee_id,
+			'assign_fee', assign_fee, 'reason', 'shuffle') FROM u")
+	popug=$(ms "SET ROLE bench_m; SELECT popug.tasks_shuffle()")
+	row "tasks_shuffle of $n open tasks" "$popug" "$base" "ms" "<= 1.5x"
+done
+rm -rf "$dir"
