@@ -8,7 +8,7 @@ CREATE TABLE popug.task (
 	assign_fee		numeric(12,2) NOT NULL CHECK (assign_fee BETWEEN 10.00 AND 20.00),
 	complete_reward	numeric(12,2) NOT NULL CHECK (complete_reward BETWEEN 20.00 AND 40.00),
 	status			text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'done')),
-	assignee_id		uuid NOT NULL REFERENCES popug.account (id),
+	assignee_id		uuid NOT NULL,	-- from popug.worker_slot (see below)
 	created_by		uuid NOT NULL REFERENCES popug.account (id),
 	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	completed_at	timestamptz
@@ -16,6 +16,12 @@ CREATE TABLE popug.task (
 CREATE INDEX task_assignee_idx ON popug.task (assignee_id);
 CREATE INDEX task_open_idx ON popug.task (id) WHERE status = 'open';
 COMMENT ON TABLE popug.task IS 'Tasks; prices are fixed at creation';
+-- assignee_id has no foreign key on purpose: assignees are only ever taken
+-- from popug.worker_slot, whose own foreign key vouches for them, and
+-- accounts are never deleted.  A foreign key would lock a random account
+-- row (a page write and WAL) on every assignment, making task_create
+-- slower with more workers and a shuffle of a million tasks lock a million
+-- rows.
 
 CREATE FUNCTION popug.task_create(title text, description text DEFAULT '', jira_id text DEFAULT NULL)
 RETURNS uuid
