@@ -88,6 +88,13 @@ static PopugPlan apply_plan = {
 	"  FROM paid",
 	2, {InvalidOid, DATEOID}
 };
+static PopugPlan unknown_account_plan = {
+	"SELECT e.payload->>'assignee_id' FROM unnest($1) e"
+	" WHERE e.event_name IN ('TaskAssigned', 'TaskCompleted')"
+	"   AND NOT EXISTS (SELECT FROM popug.account a WHERE a.id = (e.payload->>'assignee_id')::uuid)"
+	" LIMIT 1",
+	1, {InvalidOid}
+};
 static PopugPlan shared_lock_plan = {
 	"SELECT popug.billing_lock(false)", 0, {}
 };
@@ -134,7 +141,13 @@ apply_events(Datum events)
 	args[1] = popug_get(0, 1, &isnull);
 	args[0] = events;
 	if (apply_plan.plan == NULL)
-		apply_plan.argtypes[0] = get_array_type(popug_event_type());
+		apply_plan.argtypes[0] = unknown_account_plan.argtypes[0] =
+			get_array_type(popug_event_type());
+	/* payments have no foreign key: one anti-join checks the batch */
+	if (popug_exec(&unknown_account_plan, args, NULL, false, 1) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("account %s does not exist", popug_get_text(0, 1))));
 	return popug_exec(&apply_plan, args, NULL, false, 0);
 }
 

@@ -10,7 +10,7 @@
 
 CREATE TABLE popug.payment (
 	id				uuid PRIMARY KEY,
-	account_id		uuid NOT NULL REFERENCES popug.account (id),
+	account_id		uuid NOT NULL,	-- checked by its writers, see below
 	task_id			uuid,
 	kind			text NOT NULL CHECK (kind IN ('assign_fee', 'complete_reward', 'payout')),
 	debit			numeric(12,2) NOT NULL DEFAULT 0 CHECK (debit >= 0),
@@ -24,6 +24,11 @@ CREATE TABLE popug.payment (
 CREATE INDEX payment_account_day_idx ON popug.payment (account_id, billing_day);
 CREATE INDEX payment_day_idx ON popug.payment (billing_day);
 COMMENT ON TABLE popug.payment IS 'Append-only audit log of money; id is a hash of the source event';
+-- account_id has no foreign key: a per-row RI check (a row lock on the
+-- account) cost more than the payment itself.  Accounting checks each
+-- batch's accounts with one anti-join and sets aside events naming unknown
+-- ones; the payout pays only accounts that have a balance row, which does
+-- have its foreign key; accounts are never deleted.
 
 CREATE TABLE popug.balance (
 	account_id		uuid PRIMARY KEY REFERENCES popug.account (id),
