@@ -19,7 +19,13 @@
  *
  * The balance at the end of day D is the current balance minus the
  * payments of later days, so a range costs a scan of the payments from its
- * first day on, however long the history before it.
+ * first day on, however long the history before it.  Once day D is closed
+ * by a payout no payment can land on it or before it any more (see
+ * 40_accounting.sql), so its money figures and count of workers in debt
+ * are final: they are kept in popug.stats_cache and later ranges scan
+ * payments only from their first day not kept there.  (tasks_created comes
+ * from task timestamps, which late events can still add to, so it is
+ * always counted afresh.)
  *
  *-------------------------------------------------------------------------
  */
@@ -40,37 +46,62 @@ static PopugPlan days_plan = {
 	"         sum(credit) FILTER (WHERE kind = 'complete_reward') AS rewards,"
 	"         sum(debit) FILTER (WHERE kind = 'payout') AS payouts,"
 	"         count(*) FILTER (WHERE kind = 'complete_reward') AS completed"
-	"    FROM popug.payment WHERE billing_day BETWEEN $1 AND $2 GROUP BY billing_day),"
+	"    FROM popug.payment WHERE billing_day BETWEEN $4 AND $2 GROUP BY billing_day),"
 	" created AS ("
 	"  SELECT (created_at AT TIME ZONE $3)::date AS day, count(*) AS n FROM popug.ledger_task"
 	"   WHERE created_at >= ($1::timestamp AT TIME ZONE $3)"
 	"     AND created_at < (($2 + 1)::timestamp AT TIME ZONE $3) GROUP BY 1),"
 	" later AS ("
 	"  SELECT p.account_id, p.billing_day AS day, sum(p.credit - p.debit) AS net"
-	"    FROM popug.payment p WHERE p.billing_day >= $1 GROUP BY 1, 2),"
+	"    FROM popug.payment p WHERE p.billing_day >= $4 GROUP BY 1, 2),"
+	" later_total AS (SELECT account_id, sum(net) AS net FROM later GROUP BY 1),"
 	" workers AS ("
 	"  SELECT b.account_id, b.amount FROM popug.balance b"
 	"    JOIN popug.account a ON a.id = b.account_id WHERE a.role = 'worker'),"
 	" points AS ("
-	"  SELECT w.account_id, $1 - 1 AS day,"
-	"         w.amount - COALESCE((SELECT sum(net) FROM later l WHERE l.account_id = w.account_id), 0) AS bal"
-	"    FROM workers w"
+	"  SELECT w.account_id, $4 - 1 AS day, w.amount - COALESCE(t.net, 0) AS bal"
+	"    FROM workers w LEFT JOIN later_total t USING (account_id)"
 	"  UNION ALL"
 	"  SELECT l.account_id, l.day, w.amount - COALESCE(sum(l.net) OVER (PARTITION BY l.account_id"
 	"         ORDER BY l.day DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)"
 	"    FROM later l JOIN workers w USING (account_id)),"
 	" spans AS ("
 	"  SELECT day, lead(day) OVER (PARTITION BY account_id ORDER BY day) AS until, bal FROM points),"
-	" negative AS ("
-	"  SELECT d.day, count(*) AS n FROM spans s JOIN days d"
-	"      ON d.day >= s.day AND (s.until IS NULL OR d.day < s.until)"
-	"   WHERE s.bal < 0 GROUP BY d.day)"
-	"SELECT d.day, COALESCE(m.fees, 0) - COALESCE(m.rewards, 0), COALESCE(n.n, 0),"
-	"       COALESCE(m.fees, 0), COALESCE(m.rewards, 0), COALESCE(m.payouts, 0),"
-	"       COALESCE(c.n, 0), COALESCE(m.completed, 0)"
-	"  FROM days d LEFT JOIN money m USING (day) LEFT JOIN created c USING (day)"
-	"  LEFT JOIN negative n USING (day) ORDER BY d.day",
-	3, {DATEOID, DATEOID, TEXTOID}
+	/* a span in debt adds one from its first day in range to its end */
+	" deltas AS ("
+	"  SELECT GREATEST(day, $4) AS day, 1 AS delta FROM spans"
+	"   WHERE bal < 0 AND day <= $2 AND (until IS NULL OR until > $4)"
+	"  UNION ALL"
+	"  SELECT until, -1 FROM spans"
+	"   WHERE bal < 0 AND until > $4 AND until <= $2 AND day <= $2),"
+	" computed AS ("
+	"  SELECT d.day, (sum(COALESCE(x.delta, 0)) OVER (ORDER BY d.day))::bigint AS n,"
+	"         COALESCE(m.fees, 0) AS fees, COALESCE(m.rewards, 0) AS rewards,"
+	"         COALESCE(m.payouts, 0) AS payouts, COALESCE(m.completed, 0) AS completed"
+	"    FROM days d LEFT JOIN (SELECT day, sum(delta) AS delta FROM deltas GROUP BY day) x USING (day)"
+	"    LEFT JOIN money m USING (day)"
+	"   WHERE d.day >= $4),"
+	" kept AS ("
+	"  INSERT INTO popug.stats_cache (day, negative_workers, fees, rewards, payouts, completed)"
+	"  SELECT day, n, fees, rewards, payouts, completed FROM computed"
+	"   WHERE day <= (SELECT max(day) FROM popug.billing_day WHERE closed_at IS NOT NULL)"
+	"  ON CONFLICT (day) DO NOTHING),"
+	" figures AS ("
+	"  SELECT day, n, fees, rewards, payouts, completed FROM computed"
+	"  UNION ALL"
+	"  SELECT day, negative_workers, fees, rewards, payouts, completed FROM popug.stats_cache"
+	"   WHERE day >= $1 AND day < $4)"
+	"SELECT d.day, f.fees - f.rewards, f.n, f.fees, f.rewards, f.payouts,"
+	"       COALESCE(c.n, 0), f.completed"
+	"  FROM days d JOIN figures f USING (day) LEFT JOIN created c USING (day) ORDER BY d.day",
+	4, {DATEOID, DATEOID, TEXTOID, DATEOID}
+};
+
+/* The first day of [$1, $2] whose count of workers in debt is not kept. */
+static PopugPlan first_uncached_plan = {
+	"SELECT COALESCE(min(d)::date, $2 + 1) FROM generate_series($1::date, $2::date, interval '1 day') d"
+	" WHERE NOT EXISTS (SELECT FROM popug.stats_cache c WHERE c.day = d::date)",
+	2, {DATEOID, DATEOID}
 };
 static PopugPlan expensive_plan = {
 	"SELECT p.task_id, t.jira_id, t.title, p.credit, p.occurred_at"
@@ -123,9 +154,12 @@ return_rows(FunctionCallInfo fcinfo, uint64 n)
 static void
 stats_range(FunctionCallInfo fcinfo, Datum from, Datum to)
 {
-	Datum		args[3] = {from, to, CStringGetTextDatum(popug_timezone)};
+	Datum		args[4] = {from, to, CStringGetTextDatum(popug_timezone)};
+	bool		isnull;
 
-	return_rows(fcinfo, popug_exec(&days_plan, args, NULL, true, 0));
+	popug_exec(&first_uncached_plan, args, NULL, true, 1);
+	args[3] = popug_get(0, 1, &isnull);
+	return_rows(fcinfo, popug_exec(&days_plan, args, NULL, false, 0));
 }
 
 PG_FUNCTION_INFO_V1(popug_stats_days);

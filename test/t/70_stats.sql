@@ -1,7 +1,7 @@
 -- Statistics (SPEC 7) over hand-built accounting data with known answers:
 -- earnings, workers in debt at the end of each day, payouts, tasks, late
 -- events on their billing day, the most expensive task, permissions.
-SELECT plan(20);
+SELECT plan(23);
 \ir setup.psql
 
 SELECT popug.account_create('t_admin', 'admin@example.com', 'admin');
@@ -57,6 +57,20 @@ SELECT is((SELECT row(day, management_earnings)::text FROM popug.stats_day(:'d1'
 		  'stats_day is the same row');
 SELECT is((SELECT negative_workers FROM popug.stats_day()), 0::bigint, 'today: nobody in debt now');
 SELECT is((SELECT day FROM popug.stats_day()), (now() AT TIME ZONE 'UTC')::date, 'stats_day() is today');
+
+-- ---- closed days are kept, and give the same answers ----
+RESET ROLE;
+INSERT INTO popug.billing_day (day, closed_at) VALUES (:'d1'::date + 1, now());
+SET ROLE t_accountant;
+SELECT is((SELECT array_agg(row(s.*)::text ORDER BY day) FROM popug.stats_days(:'d1', :'d1'::date + 3) s),
+		  (SELECT array_agg(row(s.*)::text ORDER BY day) FROM s), 'with days closed, the same statistics');
+RESET ROLE;
+SELECT is((SELECT array_agg(row(day, negative_workers)::text ORDER BY day) FROM popug.stats_cache),
+		  ARRAY[row(:'d1'::date, 1)::text, row(:'d1'::date + 1, 1)::text], 'the closed days'' debt counts are kept');
+SET ROLE t_accountant;
+SELECT is((SELECT array_agg(row(s.*)::text ORDER BY day) FROM popug.stats_days(:'d1', :'d1'::date + 3) s),
+		  (SELECT array_agg(row(s.*)::text ORDER BY day) FROM s), 'and read back from there unchanged');
+SET ROLE t_admin;
 
 -- ---- the most expensive task ----
 SELECT is((SELECT row(task_id, jira_id, title, complete_reward)::text FROM popug.stats_most_expensive_task(:'d1', :'d1'::date + 3)),
