@@ -96,7 +96,7 @@ static PopugPlan unknown_account_plan = {
 	1, {InvalidOid}
 };
 static PopugPlan shared_lock_plan = {
-	"SELECT popug.billing_lock(false)", 0, {}
+	"SELECT popug.xact_lock(1, false)", 0, {}
 };
 static PopugPlan open_day_plan = {
 	"SELECT popug.billing_day_open()", 0, {}

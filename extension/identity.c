@@ -51,7 +51,7 @@ static PopugPlan pool_lock_plan = {
 	"SELECT n FROM popug.worker_pool FOR UPDATE", 0, {}
 };
 static PopugPlan pool_exclusive_plan = {
-	"SELECT popug.worker_pool_lock(true)", 0, {}
+	"SELECT popug.xact_lock(3, true)", 0, {}
 };
 static PopugPlan slot_add_plan = {
 	"WITH p AS (UPDATE popug.worker_pool SET n = n + 1 RETURNING n) "

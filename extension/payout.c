@@ -36,9 +36,7 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 
-#define PAYOUT_LOCK_SQL "SELECT pg_advisory_xact_lock(1886351207, 2)"
-
-static PopugPlan payout_lock_plan = {PAYOUT_LOCK_SQL, 0, {}};
+static PopugPlan payout_lock_plan = {"SELECT popug.xact_lock(2, true)", 0, {}};
 static PopugPlan running_plan = {
 	"SELECT day FROM popug.billing_day WHERE closed_at IS NULL ORDER BY day LIMIT 1",
 	0, {}
@@ -51,7 +49,7 @@ static PopugPlan next_day_plan = {
 	0, {}
 };
 static PopugPlan exclusive_lock_plan = {
-	"SELECT popug.billing_lock(true)", 0, {}
+	"SELECT popug.xact_lock(1, true)", 0, {}
 };
 static PopugPlan start_plan = {
 	"INSERT INTO popug.billing_day (day) VALUES ($1)", 1, {DATEOID}

@@ -33,7 +33,7 @@
 #define MAX_JIRA_ID_LEN 64
 
 static PopugPlan pool_shared_plan = {
-	"SELECT popug.worker_pool_lock(false)", 0, {}
+	"SELECT popug.xact_lock(3, false)", 0, {}
 };
 static PopugPlan pool_size_plan = {
 	"SELECT n FROM popug.worker_pool", 0, {}

@@ -12,3 +12,21 @@ GRANT USAGE ON SCHEMA popug TO PUBLIC;
 
 CREATE TYPE popug.role AS ENUM ('admin', 'manager', 'accountant', 'worker');
 COMMENT ON TYPE popug.role IS 'What an account may do: admin, manager, accountant or worker';
+
+-- popug's locks (advisory, transaction-scoped; no row lock, page write or
+-- WAL), taken shared or exclusive:
+--   1  billing: shared to apply payments, exclusive to start a day's payout
+--   2  payout runs: exclusive for each step, so runs never overlap
+--   3  worker pool: shared to assign tasks, exclusive to take a worker out
+CREATE FUNCTION popug.xact_lock(key integer, exclusive boolean)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN exclusive
+		THEN pg_catalog.pg_advisory_xact_lock(1886351207, key)
+		ELSE pg_catalog.pg_advisory_xact_lock_shared(1886351207, key) END;
+$$;
+REVOKE ALL ON FUNCTION popug.xact_lock(integer, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION popug.xact_lock(integer, boolean) IS
+	'Takes one of popug''s transaction-level locks (1 billing, 2 payout runs, 3 worker pool), shared or exclusive';

@@ -29,22 +29,6 @@ CREATE TABLE popug.worker_slot (
 );
 COMMENT ON TABLE popug.worker_slot IS 'Active workers, densely numbered from 1, for O(1) uniform random assignment';
 
--- The worker pool lock (advisory, transaction-scoped): shared while tasks
--- are assigned, exclusive while a worker leaves the pool.  An advisory lock
--- costs no row lock, page write or WAL, so assignment costs the same
--- whichever worker it picks.
-CREATE FUNCTION popug.worker_pool_lock(exclusive boolean)
-RETURNS void
-LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT CASE WHEN exclusive
-		THEN pg_catalog.pg_advisory_xact_lock(1886351207, 3)
-		ELSE pg_catalog.pg_advisory_xact_lock_shared(1886351207, 3) END;
-$$;
-REVOKE ALL ON FUNCTION popug.worker_pool_lock(boolean) FROM PUBLIC;
-COMMENT ON FUNCTION popug.worker_pool_lock(boolean) IS
-	'popug''s worker pool lock (advisory, transaction-scoped): shared to assign tasks, exclusive to remove a worker';
 
 CREATE FUNCTION popug.account_create(login name, email text, role popug.role,
 									 full_name text DEFAULT NULL)

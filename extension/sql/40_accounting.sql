@@ -5,7 +5,7 @@
 -- if that is later.  A payout of day D inserts D into popug.billing_day
 -- (closed_at NULL while it runs) under the exclusive billing lock; payment
 -- application computes its day under the shared billing lock (both via
--- popug.billing_lock).  So once the payout of D has started, every payment
+-- popug.xact_lock(1, ...)).  So once the payout of D has started, every payment
 -- applied counts on D + 1 or later, and none in flight can still land on D.
 
 CREATE TABLE popug.payment (
@@ -64,20 +64,6 @@ CREATE TABLE popug.payout (
 );
 COMMENT ON TABLE popug.payout IS 'One row per account paid per day: a rerun skips who was paid';
 
--- Takes popug's billing lock for the rest of the transaction: shared for
--- applying payments, exclusive for starting a day's payout.
-CREATE FUNCTION popug.billing_lock(exclusive boolean)
-RETURNS void
-LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT CASE WHEN exclusive
-		THEN pg_catalog.pg_advisory_xact_lock(1886351207, 1)
-		ELSE pg_catalog.pg_advisory_xact_lock_shared(1886351207, 1) END;
-$$;
-REVOKE ALL ON FUNCTION popug.billing_lock(boolean) FROM PUBLIC;
-COMMENT ON FUNCTION popug.billing_lock(boolean) IS
-	'popug''s billing lock (advisory, transaction-scoped): shared to apply payments, exclusive to start a payout';
 
 -- The billing day a payment applied now counts on (see the top of this file).
 CREATE FUNCTION popug.billing_day_open()

@@ -5,11 +5,7 @@
 SELECT plan(46);
 \ir setup.psql
 
-SELECT popug.account_create('t_admin', 'admin@example.com', 'admin');
-SELECT popug.account_create('t_manager', 'manager@example.com', 'manager');
-SELECT popug.account_create('t_accountant', 'accountant@example.com', 'accountant');
-SELECT popug.account_create('t_worker1', 'w1@example.com', 'worker') AS w1 \gset
-SELECT popug.account_create('t_worker2', 'w2@example.com', 'worker') AS w2 \gset
+\ir cast.psql
 SELECT popug.account_deactivate(:'w2');
 
 -- ---- the fee on creation ----

@@ -4,11 +4,7 @@
 SELECT plan(23);
 \ir setup.psql
 
-SELECT popug.account_create('t_admin', 'admin@example.com', 'admin');
-SELECT popug.account_create('t_manager', 'manager@example.com', 'manager');
-SELECT popug.account_create('t_accountant', 'accountant@example.com', 'accountant');
-SELECT popug.account_create('t_worker1', 'w1@example.com', 'worker') AS w1 \gset
-SELECT popug.account_create('t_worker2', 'w2@example.com', 'worker') AS w2 \gset
+\ir cast.psql
 SELECT (now() AT TIME ZONE 'UTC')::date - 10 AS d1 \gset
 
 CREATE FUNCTION pg_temp.pay(account uuid, day date, kind text, amount numeric, task uuid DEFAULT NULL,
