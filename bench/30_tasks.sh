@@ -9,8 +9,9 @@ MANY=${TASKS_MANY_WORKERS:-1000000}
 dir=$(mktemp -d)
 chmod 755 "$dir"
 
-q popug "CREATE ROLE bench_m LOGIN; CREATE ROLE bench_w LOGIN;
-	SELECT popug.account_create('bench_m', 'm@example.com', 'manager');
+bench_role bench_m
+bench_role bench_w
+q popug "SELECT popug.account_create('bench_m', 'm@example.com', 'manager');
 	SELECT popug.account_create('bench_w', 'w@example.com', 'worker');
 	SELECT popug.account_create('bench_w' || i, 'w' || i || '@example.com', 'worker') FROM generate_series(2, 10) i;
 	CREATE TABLE bench_task (LIKE popug.task INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
@@ -62,35 +63,45 @@ for clients in 1 8; do
 	row "task_complete/s, $clients client(s)" "${popug%.*}" "${base%.*}" "tx/s" ">= 0.80"
 done
 
-# latency of task_create: 10 active workers, then $MANY
-q popug "SELECT popug.account_create('bench_v' || i, 'v' || i || '@example.com', 'worker') FROM generate_series(1, 9) i" >/dev/null
-few=$(tps popug 1 "$dir/create.sql" -U bench_m)
-q popug "WITH a AS (INSERT INTO popug.account (login, email, role)
+# latency of task_create: 10 active workers, then $MANY, in a database no
+# worker serves (the accounting worker's own work would be measured too)
+fresh_db popug_b >/dev/null || exit 1
+q popug_b "SELECT popug.account_create('bench_m', 'm@example.com', 'manager');
+	SELECT popug.account_create('bench_v' || i, 'v' || i || '@example.com', 'worker') FROM generate_series(1, 10) i" >/dev/null
+few=$(tps popug_b 1 "$dir/create.sql" -U bench_m)
+q popug_b "WITH a AS (INSERT INTO popug.account (login, email, role)
 		SELECT 'bench_many' || i, 'many' || i || '@example.com', 'worker' FROM generate_series(1, $MANY) i RETURNING id),
 	  s AS (INSERT INTO popug.worker_slot (slot, account_id)
 		SELECT (SELECT n FROM popug.worker_pool) + row_number() OVER (), id FROM a)
 	UPDATE popug.worker_pool SET n = n + $MANY" >/dev/null || exit 1
-q popug "VACUUM ANALYZE popug.account, popug.worker_slot" >/dev/null
-many=$(tps popug 1 "$dir/create.sql" -U bench_m)
+q popug_b "VACUUM ANALYZE popug.account, popug.worker_slot" >/dev/null
+many=$(tps popug_b 1 "$dir/create.sql" -U bench_m)
 row "task_create latency, $(( MANY + 10 )) workers vs 10" \
 	"$(awk -v t="$many" 'BEGIN { printf "%.3f", 1000 / t }')" \
 	"$(awk -v t="$few" 'BEGIN { printf "%.3f", 1000 / t }')" "ms" "within 10%"
 
-# shuffles of many open tasks, beside a bare set-based UPDATE + INSERT
+# shuffles of many open tasks among 1,000 workers, beside a bare set-based
+# UPDATE + INSERT, in a database no worker serves
+fresh_db popug_b >/dev/null || exit 1
+q popug_b "SELECT popug.account_create('bench_m', 'm@example.com', 'manager');
+	SELECT count(popug.account_create('bench_x' || i, 'x' || i || '@example.com', 'worker'))
+	  FROM generate_series(1, 1000) i;
+	CREATE TABLE bench_task (LIKE popug.task INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
+	CREATE TABLE bench_event (LIKE popug.event INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES)" >/dev/null || exit 1
 for n in $SIZES; do
-	q popug "TRUNCATE popug.task CASCADE; TRUNCATE bench_task, bench_event;
+	q popug_b "TRUNCATE popug.task, popug.event, bench_task, bench_event;
 		INSERT INTO popug.task (id, title, assign_fee, complete_reward, assignee_id, created_by)
 		SELECT gen_random_uuid(), 'Shuffled', 15.00, 30.00, s.account_id, s.account_id
-		  FROM generate_series(1, $n) i JOIN popug.worker_slot s ON s.slot = 1 + i % 10;
+		  FROM generate_series(1, $n) i JOIN popug.worker_slot s ON s.slot = 1 + i % 1000;
 		INSERT INTO bench_task SELECT * FROM popug.task" >/dev/null || exit 1
-	q popug "VACUUM ANALYZE popug.task, bench_task" >/dev/null
-	base=$(ms "WITH w AS (SELECT array_agg(account_id) AS ids FROM popug.worker_slot WHERE slot <= 1000),
-		u AS (UPDATE bench_task t SET assignee_id = w.ids[1 + floor(random() * 1000)::int] FROM w
+	q popug_b "VACUUM ANALYZE popug.task, bench_task" >/dev/null
+	base=$(ms_db popug_b "WITH w AS (SELECT array_agg(account_id) AS ids FROM popug.worker_slot),
+		u AS (UPDATE bench_task t SET assignee_id = w.ids[1 + floor(random() * array_length(w.ids, 1))::int] FROM w
 			  WHERE t.status = 'open' RETURNING t.id, t.assignee_id, t.assign_fee)
 		INSERT INTO bench_event (event_name, event_version, producer, aggregate_id, payload)
 		SELECT 'TaskAssigned', 1, 'tasks', id, jsonb_build_object('task_id', id, 'assignee_id', assignee_id,
 			'assign_fee', assign_fee, 'reason', 'shuffle') FROM u")
-	popug=$(ms "SET ROLE bench_m; SELECT popug.tasks_shuffle()")
+	popug=$(ms_db popug_b "SET ROLE bench_m; SELECT popug.tasks_shuffle()")
 	row "tasks_shuffle of $n open tasks" "$popug" "$base" "ms" "<= 1.5x"
 done
 rm -rf "$dir"

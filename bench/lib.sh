@@ -25,11 +25,23 @@ row() {
 	printf '| %s | %s %s | %s %s | %s | %s |\n' "$what" "$popug" "$unit" "$base" "$unit" "$ratio" "$target"
 }
 
-# ms SQL...: wall-clock milliseconds of one psql run of SQL in database popug.
-ms() {
-	local t0 t1
+# ms_db DB SQL...: wall-clock milliseconds of one psql run of SQL in DB.
+ms_db() {
+	local db=$1 t0 t1
+	shift
 	t0=$(date +%s%N)
-	q popug "$@" >/dev/null || return 1
+	q "$db" "$@" >/dev/null || return 1
 	t1=$(date +%s%N)
 	echo $(( (t1 - t0) / 1000000 ))
+}
+
+# ms SQL...: the same in database popug.
+ms() {
+	ms_db popug "$@"
+}
+
+# bench_role NAME: a login role, created unless it exists (roles are
+# cluster-wide; each benchmark starts from a fresh database).
+bench_role() {
+	q postgres "DO \$\$BEGIN CREATE ROLE $1 LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END\$\$" >/dev/null
 }

@@ -33,6 +33,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/typcache.h"
@@ -237,9 +238,12 @@ apply_batch(int max_events, uint64 *written)
 		HeapTupleHeaderSetTypMod(td, -1);
 		rows[nrows] = PointerGetDatum(td);
 		ids[nrows] = DatumGetInt64(SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "id"), &isnull));
-		event_ids[nrows] = SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "event_id"), &isnull);
+		event_ids[nrows] = datumCopy(SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "event_id"), &isnull),
+									 false, UUID_LEN);
 		nrows++;
 	}
+
+	SPI_freetuptable(tt);
 
 	/* the whole batch at once; if that fails, one at a time */
 	if (nrows > 0 && !apply_safely(rows, nrows, written, &error))

@@ -283,6 +283,7 @@ consume(void)
 				popug_dead_letter(CONSUMER, a[0], DatumGetInt64(SPI_getbinval(t, tt->tupdesc, 1, &isnull)),
 								  error);
 		}
+		SPI_freetuptable(tt);
 		popug_exec(&ack_plan, NULL, NULL, false, 1);
 	} while (n > 0);
 }

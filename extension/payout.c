@@ -11,8 +11,10 @@
  *	  then on payments count on D + 1 or later, so what each account is owed
  *	  for D is fixed: its balance minus its payments of later days.  The
  *	  positive amounts go into popug.payout_due.
- * 2. Batches: take popug.payout_batch_size rows off payout_due and pay them
- *	  in one statement: a payout row (primary key account and day), a
+ * 2. Batches: take popug.payout_batch_size rows off payout_due, in account
+ *	  order from where the last batch ended (billing_day.paid_upto, so no
+ *	  batch wades through the index entries of rows already taken), and pay
+ *	  them in one statement: a payout row (primary key account and day), a
  *	  'payout' payment, the balance, a PayoutMade event.
  * 3. Close: when payout_due has nothing left for D, set closed_at and the
  *	  totals and write BillingCycleClosed.
@@ -66,7 +68,9 @@ static PopugPlan due_plan = {
 static PopugPlan batch_plan = {
 	"WITH batch AS ("
 	"  DELETE FROM popug.payout_due d USING ("
-	"    SELECT account_id FROM popug.payout_due WHERE day = $1"
+	"    SELECT account_id FROM popug.payout_due WHERE day = $1 AND account_id >"
+	"           (SELECT COALESCE(paid_upto, '00000000-0000-0000-0000-000000000000')"
+	"              FROM popug.billing_day WHERE day = $1)"
 	"     ORDER BY account_id LIMIT $2) n"
 	"   WHERE d.day = $1 AND d.account_id = n.account_id"
 	"  RETURNING d.account_id, d.amount),"
@@ -86,7 +90,8 @@ static PopugPlan batch_plan = {
 	"  updated_at = now()),"
 	" totals AS ("
 	"  UPDATE popug.billing_day SET accounts_paid = accounts_paid + (SELECT count(*) FROM paid),"
-	"         total_paid = total_paid + COALESCE((SELECT sum(amount) FROM paid), 0)"
+	"         total_paid = total_paid + COALESCE((SELECT sum(amount) FROM paid), 0),"
+	"         paid_upto = COALESCE((SELECT account_id FROM batch ORDER BY account_id DESC LIMIT 1), paid_upto)"
 	"   WHERE day = $1)"
 	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) "
 	"SELECT 'PayoutMade', 1, 'payout', p.account_id, jsonb_build_object("
@@ -98,6 +103,10 @@ static PopugPlan close_plan = {
 	"UPDATE popug.billing_day SET closed_at = now() WHERE day = $1 "
 	"RETURNING accounts_paid, total_paid",
 	1, {DATEOID}
+};
+/* computes and keeps the closed day's statistics (see stats.c) */
+static PopugPlan keep_stats_plan = {
+	"SELECT count(*) FROM popug.stats_days($1, $1)", 1, {DATEOID}
 };
 static PopugPlan today_plan = {
 	"SELECT (now() AT TIME ZONE $1)::date", 1, {TEXTOID}
@@ -124,7 +133,10 @@ today(void)
 	return DatumGetDateADT(popug_get(0, 1, &isnull));
 }
 
-/* Closes day: its totals, closed_at and BillingCycleClosed. */
+/*
+ * Closes day: its totals, closed_at and BillingCycleClosed, and keeps its
+ * statistics while the payments after it are still few.
+ */
 static void
 close_day(DateADT day)
 {
@@ -138,6 +150,7 @@ close_day(DateADT day)
 	pj_int(&js, "accounts_paid", DatumGetInt32(popug_get(0, 1, &isnull)));
 	pj_numeric(&js, "total_paid", popug_get(0, 2, &isnull));
 	popug_event_append("BillingCycleClosed", 1, "payout", NULL, pj_end(&js));
+	popug_exec(&keep_stats_plan, &arg, NULL, false, 0);
 }
 
 /*

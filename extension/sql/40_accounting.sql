@@ -51,7 +51,8 @@ CREATE TABLE popug.billing_day (
 	day				date PRIMARY KEY,
 	closed_at		timestamptz,
 	accounts_paid	integer NOT NULL DEFAULT 0,
-	total_paid		numeric(14,2) NOT NULL DEFAULT 0
+	total_paid		numeric(14,2) NOT NULL DEFAULT 0,
+	paid_upto		uuid			-- the last account paid, while the payout runs
 );
 COMMENT ON TABLE popug.billing_day IS 'Days whose payout has started; closed_at is set when every account is done';
 
