@@ -104,10 +104,6 @@ static PopugPlan close_plan = {
 	"RETURNING accounts_paid, total_paid",
 	1, {DATEOID}
 };
-/* computes and keeps the closed day's statistics (see stats.c) */
-static PopugPlan keep_stats_plan = {
-	"SELECT count(*) FROM popug.stats_days($1, $1)", 1, {DATEOID}
-};
 static PopugPlan today_plan = {
 	"SELECT (now() AT TIME ZONE $1)::date", 1, {TEXTOID}
 };
@@ -133,10 +129,7 @@ today(void)
 	return DatumGetDateADT(popug_get(0, 1, &isnull));
 }
 
-/*
- * Closes day: its totals, closed_at and BillingCycleClosed, and keeps its
- * statistics while the payments after it are still few.
- */
+/* Closes day: its totals, closed_at and BillingCycleClosed. */
 static void
 close_day(DateADT day)
 {
@@ -150,7 +143,6 @@ close_day(DateADT day)
 	pj_int(&js, "accounts_paid", DatumGetInt32(popug_get(0, 1, &isnull)));
 	pj_numeric(&js, "total_paid", popug_get(0, 2, &isnull));
 	popug_event_append("BillingCycleClosed", 1, "payout", NULL, pj_end(&js));
-	popug_exec(&keep_stats_plan, &arg, NULL, false, 0);
 }
 
 /*
