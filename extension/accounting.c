@@ -127,6 +127,27 @@ wanted(const char *name, int version, bool *unknown_version)
 }
 
 /*
+ * The two plans that take popug.event[] are prepared for that type's OID;
+ * after DROP and CREATE EXTENSION (the worker lives on) it is another
+ * type, so prepare them again.
+ */
+static void
+forget_stale_plans(Oid event_array)
+{
+	PopugPlan  *plans[] = {&apply_plan, &unknown_account_plan};
+
+	for (int i = 0; i < lengthof(plans); i++)
+	{
+		if (plans[i]->plan != NULL && plans[i]->argtypes[0] != event_array)
+		{
+			SPI_freeplan(plans[i]->plan);
+			plans[i]->plan = NULL;
+		}
+		plans[i]->argtypes[0] = event_array;
+	}
+}
+
+/*
  * Applies an array of events (popug.event[]) in one statement, under the
  * shared billing lock; returns the number of payments written.
  */
@@ -141,9 +162,7 @@ apply_events(Datum events)
 	popug_exec(&open_day_plan, NULL, NULL, false, 1);
 	args[1] = popug_get(0, 1, &isnull);
 	args[0] = events;
-	if (apply_plan.plan == NULL)
-		apply_plan.argtypes[0] = unknown_account_plan.argtypes[0] =
-			get_array_type(popug_event_type());
+	forget_stale_plans(get_array_type(popug_event_type()));
 	/* payments have no foreign key: one anti-join checks the batch */
 	if (popug_exec(&unknown_account_plan, args, NULL, false, 1) > 0)
 		ereport(ERROR,

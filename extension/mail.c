@@ -490,7 +490,8 @@ popug_mailer_step(bool *more)
 	prune();
 	popug_end(&call);
 
-	for (; claimed < WORKER_BATCH; claimed++)
+	/* without a server, mail stays queued */
+	for (; claimed < WORKER_BATCH && popug_smtp_url[0] != '\0'; claimed++)
 	{
 		Mail	   *mail;
 		MemoryContext old;
@@ -541,7 +542,7 @@ popug_mail_dispatch(PG_FUNCTION_ARGS)
 	popug_require(&call, POPUG_ADMIN, true, "send mail");
 	consume();
 	prune();
-	n = max > 0 ? claim(max, 0, CurrentMemoryContext, &mails) : 0;
+	n = max > 0 && popug_smtp_url[0] != '\0' ? claim(max, 0, CurrentMemoryContext, &mails) : 0;
 	for (int i = 0; i < n; i++)
 		send_mail(&mails[i]);
 	sent = n > 0 ? record(mails, n) : 0;

@@ -10,6 +10,7 @@ import threading
 import time
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 
 DB = "popug"
@@ -66,8 +67,16 @@ def q1(sql, args=None, db=DB):
 
 
 def reset_popug(db=DB):
-    """A fresh popug in db without dropping the database the workers use."""
-    q("DROP EXTENSION IF EXISTS popug CASCADE", db=db)
+    """A fresh popug in db without dropping the database the workers use.
+    DROP EXTENSION takes its locks one table at a time, so it can deadlock
+    with a worker's pass still draining the previous test's events; the
+    deadlock detector then cancels the DROP, and it is tried again."""
+    for attempt in range(10):
+        try:
+            q("DROP EXTENSION IF EXISTS popug CASCADE", db=db)
+            break
+        except psycopg2.errors.DeadlockDetected:
+            time.sleep(0.5)
     q("CREATE EXTENSION popug", db=db)
 
 
