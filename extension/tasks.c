@@ -284,22 +284,26 @@ popug_task_complete(PG_FUNCTION_ARGS)
 
 	args[0] = UUIDPGetDatum(id);
 	args[1] = UUIDPGetDatum(&call.account_id);
-	if (popug_exec(&complete_plan, args, NULL, false, 1) == 0)
+	while (popug_exec(&complete_plan, args, NULL, false, 1) == 0)
 	{
 		char	   *task = DatumGetCString(DirectFunctionCall1(uuid_out, args[0]));
 
-		if (popug_exec(&task_state_plan, args, NULL, true, 1) == 0)
+		if (popug_exec(&task_state_plan, args, NULL, false, 1) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_NO_DATA_FOUND),
 					 errmsg("task %s does not exist", task)));
+		/* someone else's task is refused whether or not it is done */
+		if (memcmp(DatumGetUUIDP(popug_get(0, 2, &isnull)), &call.account_id,
+				   sizeof(pg_uuid_t)) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("task %s is not assigned to \"%s\"", task, call.rolename),
+					 errdetail("Only a task's current assignee can complete it.")));
 		if (strcmp(popug_get_text(0, 1), "done") == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("task %s is already done", task)));
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("task %s is not assigned to \"%s\"", task, call.rolename),
-				 errdetail("Only a task's current assignee can complete it.")));
+		/* shuffled away and back meanwhile: it is ours and open, try again */
 	}
 	reward = popug_get(0, 1, &isnull);
 

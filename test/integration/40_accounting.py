@@ -51,7 +51,8 @@ def loop(role, body):
             if e.pgcode is None or e.pgcode.startswith("57") or isinstance(e, psycopg2.InterfaceError):
                 c = session(role)  # the crash restart closed the connection
             # a completion that lost to a shuffle, or whose commit the crash
-            # hid from the client; the invariants below check what happened
+            # hid from the client (then retried: already done); the
+            # invariants below check what happened
             elif e.pgcode not in ("42501", "55000"):
                 with lock:
                     unexpected.append("%s: %s" % (e.pgcode, e))
