@@ -225,12 +225,20 @@ apply_batch(int max_events, uint64 *written)
 	Oid			rowtype = popug_event_type();
 	Datum		arg = Int32GetDatum(max_events);
 	char	   *error;
+	int			att_id,
+				att_event_id,
+				att_name,
+				att_version;
 
 	n = (int) popug_exec(&read_plan, &arg, NULL, false, 0);
 	if (n == 0)
 		return 0;
 	tt = SPI_tuptable;
 	tupdesc = tt->tupdesc;
+	att_id = SPI_fnumber(tupdesc, "id");
+	att_event_id = SPI_fnumber(tupdesc, "event_id");
+	att_name = SPI_fnumber(tupdesc, "event_name");
+	att_version = SPI_fnumber(tupdesc, "event_version");
 	rows = palloc(sizeof(Datum) * n);
 	ids = palloc(sizeof(int64) * n);
 	event_ids = palloc(sizeof(Datum) * n);
@@ -238,8 +246,8 @@ apply_batch(int max_events, uint64 *written)
 	{
 		HeapTuple	tuple = tt->vals[i];
 		bool		isnull;
-		char	   *name = TextDatumGetCString(SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "event_name"), &isnull));
-		int			version = DatumGetInt32(SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "event_version"), &isnull));
+		char	   *name = TextDatumGetCString(SPI_getbinval(tuple, tupdesc, att_name, &isnull));
+		int			version = DatumGetInt32(SPI_getbinval(tuple, tupdesc, att_version, &isnull));
 		bool		unknown_version;
 		HeapTupleHeader td;
 
@@ -247,8 +255,8 @@ apply_batch(int max_events, uint64 *written)
 		{
 			if (unknown_version)
 				popug_dead_letter(CONSUMER,
-								  SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "event_id"), &isnull),
-								  DatumGetInt64(SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "id"), &isnull)),
+								  SPI_getbinval(tuple, tupdesc, att_event_id, &isnull),
+								  DatumGetInt64(SPI_getbinval(tuple, tupdesc, att_id, &isnull)),
 								  psprintf("%s version %d is not supported", name, version));
 			continue;
 		}
@@ -256,8 +264,8 @@ apply_batch(int max_events, uint64 *written)
 		HeapTupleHeaderSetTypeId(td, rowtype);
 		HeapTupleHeaderSetTypMod(td, -1);
 		rows[nrows] = PointerGetDatum(td);
-		ids[nrows] = DatumGetInt64(SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "id"), &isnull));
-		event_ids[nrows] = datumCopy(SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "event_id"), &isnull),
+		ids[nrows] = DatumGetInt64(SPI_getbinval(tuple, tupdesc, att_id, &isnull));
+		event_ids[nrows] = datumCopy(SPI_getbinval(tuple, tupdesc, att_event_id, &isnull),
 									 false, UUID_LEN);
 		nrows++;
 	}

@@ -153,6 +153,21 @@ popug_require(PopugCall *call, int roles, bool superuser_ok, const char *action)
 	}
 }
 
+static PopugPlan today_plan = {
+	"SELECT (now() AT TIME ZONE $1)::date", 1, {TEXTOID}
+};
+
+/* Today in popug.timezone.  Runs inside a call. */
+DateADT
+popug_today(void)
+{
+	Datum		tz = CStringGetTextDatum(popug_timezone);
+	bool		isnull;
+
+	popug_exec(&today_plan, &tz, NULL, true, 1);
+	return DatumGetDateADT(popug_get(0, 1, &isnull));
+}
+
 /*
  * Executes a kept plan, preparing it on first use.  Returns the number of
  * rows processed; SPI_tuptable holds the result.

@@ -104,9 +104,6 @@ static PopugPlan close_plan = {
 	"RETURNING accounts_paid, total_paid",
 	1, {DATEOID}
 };
-static PopugPlan today_plan = {
-	"SELECT (now() AT TIME ZONE $1)::date", 1, {TEXTOID}
-};
 
 /* The due day of the scheduler: D once D + 1 has reached payout_at. */
 static PopugPlan due_day_plan = {
@@ -117,17 +114,6 @@ static PopugPlan due_day_plan = {
 static PopugPlan step_plan = {
 	"SELECT popug.payout_step($1, $2)", 2, {DATEOID, INT4OID}
 };
-
-/* Today in popug.timezone.  Runs inside a call. */
-static DateADT
-today(void)
-{
-	Datum		tz = CStringGetTextDatum(popug_timezone);
-	bool		isnull;
-
-	popug_exec(&today_plan, &tz, NULL, false, 1);
-	return DatumGetDateADT(popug_get(0, 1, &isnull));
-}
 
 /* Closes day: its totals, closed_at and BillingCycleClosed. */
 static void
@@ -205,8 +191,8 @@ popug_payout_step_sql(PG_FUNCTION_ARGS)
 				 errmsg("payout batch size must be positive")));
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "run payouts");
-	upto = PG_ARGISNULL(0) ? today() - 1 : PG_GETARG_DATEADT(0);
-	if (upto > today())
+	upto = PG_ARGISNULL(0) ? popug_today() - 1 : PG_GETARG_DATEADT(0);
+	if (upto > popug_today())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot pay out %s: it has not begun yet in popug.timezone (%s)",

@@ -83,6 +83,7 @@ extern uint64 popug_exec(PopugPlan *plan, Datum *values, const char *nulls,
 extern Datum popug_get(int row, int col, bool *isnull);
 extern char *popug_get_text(int row, int col);
 extern void popug_make_uuid(pg_uuid_t *out);
+extern DateADT popug_today(void);
 
 /* ---- events (events.c) ---- */
 typedef struct PopugJson

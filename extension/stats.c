@@ -110,9 +110,6 @@ static PopugPlan expensive_plan = {
 	" ORDER BY p.credit DESC, p.occurred_at, p.task_id LIMIT 1",
 	2, {DATEOID, DATEOID}
 };
-static PopugPlan today_plan = {
-	"SELECT (now() AT TIME ZONE $1)::date", 1, {TEXTOID}
-};
 
 /* Checks a range of days: both given, in order, not too long. */
 static void
@@ -187,20 +184,11 @@ popug_stats_day(PG_FUNCTION_ARGS)
 {
 	PopugCall	call;
 	Datum		day;
-	bool		isnull;
 
 	InitMaterializedSRF(fcinfo, 0);
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "read statistics");
-	if (PG_ARGISNULL(0))
-	{
-		Datum		tz = CStringGetTextDatum(popug_timezone);
-
-		popug_exec(&today_plan, &tz, NULL, true, 1);
-		day = popug_get(0, 1, &isnull);
-	}
-	else
-		day = PG_GETARG_DATUM(0);
+	day = PG_ARGISNULL(0) ? DateADTGetDatum(popug_today()) : PG_GETARG_DATUM(0);
 	stats_range(fcinfo, day, day);
 	popug_end(&call);
 	PG_RETURN_VOID();
