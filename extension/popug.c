@@ -68,6 +68,7 @@ typedef struct PopugWorkerSlot
 {
 	slock_t		mutex;
 	Latch	   *latch;
+	bool		woken;			/* popug_wake since popug_take_wakeup */
 	int			pid;
 	TimestampTz last_run;
 	int64		processed;
@@ -119,7 +120,11 @@ popug_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
-/* Sets a worker's latch now; a no-op when it is not running. */
+/*
+ * Wakes a worker now: notes the wakeup in its slot and sets its latch (if
+ * it is running).  The note survives code in the worker's pass that
+ * consumes its latch (a lock wait resets it), see popug_take_wakeup.
+ */
 void
 popug_wake(PopugWorkerKind kind)
 {
@@ -130,10 +135,25 @@ popug_wake(PopugWorkerKind kind)
 		return;
 	slot = &shared->workers[kind];
 	SpinLockAcquire(&slot->mutex);
+	slot->woken = true;
 	latch = slot->latch;
 	SpinLockRelease(&slot->mutex);
 	if (latch)
 		SetLatch(latch);
+}
+
+/* Called by a worker: whether it was woken since it last asked. */
+bool
+popug_take_wakeup(PopugWorkerKind kind)
+{
+	PopugWorkerSlot *slot = &shared->workers[kind];
+	bool		woken;
+
+	SpinLockAcquire(&slot->mutex);
+	woken = slot->woken;
+	slot->woken = false;
+	SpinLockRelease(&slot->mutex);
+	return woken;
 }
 
 /*

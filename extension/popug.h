@@ -143,6 +143,7 @@ extern const char *const popug_worker_names[POPUG_NUM_WORKERS];
 
 extern void popug_wake(PopugWorkerKind kind);
 extern void popug_wake_at_commit(PopugWorkerKind kind);
+extern bool popug_take_wakeup(PopugWorkerKind kind);
 extern void popug_status_set(PopugWorkerKind kind, const char *state,
 							 int64 processed, const char *error);
 extern void popug_status_attach(PopugWorkerKind kind);

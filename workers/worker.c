@@ -26,23 +26,79 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #define MAX_BACKOFF_MS 60000L
 #define NO_EXTENSION_POLL_MS 10000L
 
-/* Waits for the latch (if wanted) or a timeout; ms <= 0 waits for the latch only. */
-static void
-wait_for(long ms, bool latch)
-{
-	int			events = WL_EXIT_ON_PM_DEATH;
+/*
+ * The longest a worker sleeps without looking at its interrupts and its
+ * wakeup note.  Code run by a pass can consume the latch (a heavyweight
+ * lock wait resets it), taking with it the wakeup of an interrupt such as
+ * the ProcSignalBarrier DROP DATABASE waits for; this bounds how long one
+ * can go unserved.
+ */
+#define LOOK_MS 1000L
 
-	if (latch)
-		events |= WL_LATCH_SET;
-	if (ms > 0)
-		events |= WL_TIMEOUT;
-	(void) WaitLatch(MyLatch, events, ms, PG_WAIT_EXTENSION);
-	if (latch)
-		ResetLatch(MyLatch);
+/* Serves pending interrupts and config reloads; true after a reload. */
+static bool
+serve_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (!ConfigReloadPending)
+		return false;
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	return true;
+}
+
+/* Waits for the latch up to ms, then serves interrupts; true after a reload. */
+static bool
+wait_latch(long ms)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	return serve_interrupts();
+}
+
+/* Milliseconds from now until end (0 when it has passed). */
+static long
+ms_until(TimestampTz end)
+{
+	return Max(0, (long) ((end - GetCurrentTimestamp()) / 1000));
+}
+
+/* Sleeps ms whatever sets the latch, serving interrupts meanwhile. */
+static void
+pause_for(long ms)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+	long		left;
+
+	while ((left = ms_until(end)) > 0)
+		(void) wait_latch(Min(left, LOOK_MS));
+}
+
+/*
+ * Waits until a producer wakes this worker (popug_wake), the configuration
+ * is reloaded, or idle_ms passes (idle_ms <= 0: no timeout).  A wakeup that came while the last pass
+ * ran returns at once.
+ */
+static void
+wait_for_work(PopugWorkerKind kind, long idle_ms)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), idle_ms);
+
+	while (!popug_take_wakeup(kind))
+	{
+		long		left = idle_ms > 0 ? ms_until(end) : LOOK_MS;
+
+		if (left == 0)
+			break;
+		if (wait_latch(Min(left, LOOK_MS)))
+			break;				/* new settings: a pass now */
+	}
 }
 
 /* One pass: a transaction around the step, unless the extension is absent. */
@@ -94,15 +150,11 @@ popug_worker_main(PopugWorkerKind kind, PopugWorkerStep step, long idle_ms,
 		int64		n;
 
 		if (backoff > 0)
-			wait_for(backoff, false);
+			pause_for(backoff);
 		else if (!more)
-			wait_for(idle_ms, true);
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+			wait_for_work(kind, idle_ms);
+		else
+			(void) serve_interrupts();
 
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
@@ -117,9 +169,9 @@ popug_worker_main(PopugWorkerKind kind, PopugWorkerStep step, long idle_ms,
 				popug_status_set(kind, "waiting for extension popug", 0, NULL);
 			backoff = 0;
 			if (!present && idle_ms <= 0)
-				wait_for(NO_EXTENSION_POLL_MS, true);
+				wait_for_work(kind, NO_EXTENSION_POLL_MS);
 			else if (n > 0 && min_gap_ms > 0)
-				wait_for(min_gap_ms, false);
+				pause_for(min_gap_ms);
 		}
 		PG_CATCH();
 		{

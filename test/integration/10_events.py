@@ -152,6 +152,8 @@ ok(1 <= got < COMMITS // 2, "%d commits caused %d notifications: coalesced" % (C
 # A transaction that NOTIFYs holds PostgreSQL's notify lock from pre-commit
 # until its commit completes.  With synchronous_standby_names naming a
 # standby that never comes, such a commit waits forever, holding the lock.
+q("DROP DATABASE IF EXISTS popug_scratch", db="postgres")
+q("CREATE DATABASE popug_scratch", db="postgres")
 q("ALTER SYSTEM SET synchronous_commit = 'local'")
 q("ALTER SYSTEM SET synchronous_standby_names = 'popug_phantom'")
 q("SELECT pg_reload_conf()")
@@ -186,9 +188,19 @@ def notify_once():
     conn.close()
 
 
+def drop_scratch():
+    q("DROP DATABASE popug_scratch", db="postgres")
+
+
 p = Background(produce_once)
 p.join(5)
 ok(not p.is_alive() and p.error is None, "a producer commits while the notify lock is held", p.error)
+# The notifier's own commit now waits for the lock, and that wait resets its
+# latch; DROP DATABASE's ProcSignalBarrier arrives meanwhile.
+ok(wait_for(lambda: q1("SELECT wait_event_type FROM pg_stat_activity "
+                       "WHERE backend_type = 'popug notifier'") == "Lock", 5),
+   "the notifier's commit waits for the notify lock")
+d = Background(drop_scratch)
 n = Background(notify_once)
 n.join(1.5)
 ok(n.is_alive(), "while a transaction that NOTIFYs itself waits for the lock (the control)")
@@ -196,6 +208,9 @@ q("SELECT pg_cancel_backend(%s)", (holder_pid,))
 h.join(10)
 n.join(10)
 ok(not n.is_alive(), "the control commits once the lock is released")
+d.join(10)
+ok(not d.is_alive() and d.error is None,
+   "DROP DATABASE is not held up by a worker whose latch a lock wait consumed", d.error)
 q("ALTER SYSTEM RESET synchronous_standby_names")
 q("ALTER SYSTEM RESET synchronous_commit")
 q("SELECT pg_reload_conf()")
