@@ -201,10 +201,6 @@ popug_event_append_sql(PG_FUNCTION_ARGS)
 	"         FROM (SELECT pg_snapshot_xip(s) AS v UNION SELECT x) q))::pg_snapshot END " \
 	"AS s FROM (SELECT pg_current_snapshot() AS s, pg_current_xact_id_if_assigned() AS x) t"
 
-/* Events in the window (snap_lo $1, snap_hi $2] */
-#define IN_WINDOW \
-	" e.txid >= pg_snapshot_xmin($1) AND e.txid < pg_snapshot_xmax($2)" \
-	" AND pg_visible_in_snapshot(e.txid, $2) AND NOT pg_visible_in_snapshot(e.txid, $1)"
 
 static PopugPlan consumer_insert_plan = {
 	"INSERT INTO popug.consumer (name, snap_lo) "
@@ -241,8 +237,16 @@ static PopugPlan window_close_plan = {
 	"win_max_id = NULL WHERE name = $1",
 	1, {TEXTOID}
 };
+/*
+ * The next batch of the window (snap_lo $1, snap_hi $2], after id $3 up to
+ * its last id $4.  Only the id range is indexable: the kept generic plan
+ * then walks the primary key and stops at the limit, where a txid range
+ * beside it (the whole rest of the window) made it collect and sort all of
+ * the window's remaining events for every batch.
+ */
 static PopugPlan batch_plan = {
-	"SELECT e.* FROM popug.event e WHERE e.id > $3 AND e.id <= $4 AND" IN_WINDOW
+	"SELECT e.* FROM popug.event e WHERE e.id > $3 AND e.id <= $4"
+	" AND pg_visible_in_snapshot(e.txid, $2) AND NOT pg_visible_in_snapshot(e.txid, $1)"
 	" ORDER BY e.id LIMIT $5",
 	5, {PG_SNAPSHOTOID, PG_SNAPSHOTOID, INT8OID, INT8OID, INT8OID}
 };
