@@ -1,7 +1,8 @@
-# Statistics over 1,000,000 payments spread over 90 days (10,000 workers):
+# Statistics over 1,000,000 task payments spread over 90 days (10,000
+# workers), every day but yesterday and today paid out (which adds a payout
+# payment per account in credit per day):
 # stats_days over the 90 days and stats_day for today, beside a bare
-# per-day aggregate of the same payments in the same run.  The first call
-# computes and keeps the closed days' debt counts; later calls read them.
+# per-day aggregate of the same payments in the same run.
 #   STATS_PAYMENTS=1000000
 source "$(dirname "$0")/lib.sh"
 N=${STATS_PAYMENTS:-1000000}
@@ -16,10 +17,11 @@ q popug_b "INSERT INTO popug.account (login, email, role)
 		   'bench', now(), current_date - (g % 90)
 	  FROM generate_series(1, $N) g JOIN a ON a.i = 1 + g % 10000;
 	INSERT INTO popug.balance (account_id, amount)
-	SELECT account_id, sum(credit - debit) FROM popug.payment GROUP BY 1;
-	-- every day but yesterday and today has been paid out, as in a running deployment
-	INSERT INTO popug.billing_day (day, closed_at) SELECT d::date, now()
-	  FROM generate_series(current_date - 89, current_date - 2, interval '1 day') d" >/dev/null || exit 1
+	SELECT account_id, sum(credit - debit) FROM popug.payment GROUP BY 1" >/dev/null || exit 1
+# every day but yesterday and today paid out, by the real payout, as in a
+# running deployment (it keeps each closed day's figures)
+q popug_b "CALL popug.payout_run(current_date - 2)" >/dev/null || exit 1
+total=$(q popug_b "SELECT count(*) FROM popug.payment")
 q popug_b "VACUUM ANALYZE" >/dev/null
 base=$(DB=popug_b; t0=$(date +%s%N); q popug_b "SELECT billing_day, sum(debit), sum(credit) FROM popug.payment
 	WHERE billing_day > current_date - 90 GROUP BY 1" >/dev/null; echo $(( ($(date +%s%N) - t0) / 1000000 )))
@@ -32,6 +34,6 @@ days=$(( ($(date +%s%N) - t0) / 1000000 ))
 t0=$(date +%s%N)
 q popug_b "SELECT * FROM popug.stats_day()" >/dev/null || exit 1
 today=$(( ($(date +%s%N) - t0) / 1000000 ))
-row "stats_days over 90 days, $N payments, first call" "$cold" "$base" "ms" "well under 1 s"
-row "stats_days over 90 days, $N payments, closed days kept" "$days" "$base" "ms" "well under 1 s"
-row "stats_day(today), $N payments" "$today" "$base" "ms" "well under 1 s"
+row "stats_days over 90 days, $total payments, first call" "$cold" "$base" "ms" "well under 1 s"
+row "stats_days over 90 days, $total payments, again" "$days" "$base" "ms" "well under 1 s"
+row "stats_day(today), $total payments" "$today" "$base" "ms" "well under 1 s"

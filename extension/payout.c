@@ -10,14 +10,16 @@
  *	  being applied holds it shared), insert D into popug.billing_day.  From
  *	  then on payments count on D + 1 or later, so what each account is owed
  *	  for D is fixed: its balance minus its payments of later days.  The
- *	  positive amounts go into popug.payout_due.
+ *	  positive amounts go into popug.payout_due; the workers in debt are
+ *	  counted for D's statistics.
  * 2. Batches: take popug.payout_batch_size rows off payout_due, in account
  *	  order from where the last batch ended (billing_day.paid_upto, so no
  *	  batch wades through the index entries of rows already taken), and pay
  *	  them in one statement: a payout row (primary key account and day), a
  *	  'payout' payment, the balance, a PayoutMade event.
- * 3. Close: when payout_due has nothing left for D, set closed_at and the
- *	  totals and write BillingCycleClosed.
+ * 3. Close: when payout_due has nothing left for D, set closed_at, the
+ *	  totals and D's money figures for statistics, and write
+ *	  BillingCycleClosed.
  *
  * A crash loses at most the batch in flight, which the next run redoes;
  * nobody is paid twice because the batch's rows leave payout_due in the
@@ -53,16 +55,22 @@ static PopugPlan next_day_plan = {
 static PopugPlan exclusive_lock_plan = {
 	"SELECT popug.xact_lock(1, true)", 0, {}
 };
+/*
+ * Starts day $1: what each account is owed for it (its balance minus its
+ * payments of later days) goes into payout_due, and the workers owing
+ * instead are counted for the day's statistics.
+ */
 static PopugPlan start_plan = {
-	"INSERT INTO popug.billing_day (day) VALUES ($1)", 1, {DATEOID}
-};
-static PopugPlan due_plan = {
-	"INSERT INTO popug.payout_due (day, account_id, amount) "
-	"SELECT $1, b.account_id, b.amount - COALESCE(l.later, 0)"
-	"  FROM popug.balance b"
-	"  LEFT JOIN (SELECT account_id, sum(credit - debit) AS later FROM popug.payment"
-	"              WHERE billing_day > $1 GROUP BY account_id) l USING (account_id)"
-	" WHERE b.amount - COALESCE(l.later, 0) > 0",
+	"WITH owed AS ("
+	"  SELECT b.account_id, b.amount - COALESCE(l.later, 0) AS amount FROM popug.balance b"
+	"    LEFT JOIN (SELECT account_id, sum(credit - debit) AS later FROM popug.payment"
+	"                WHERE billing_day > $1 GROUP BY account_id) l USING (account_id)),"
+	" due AS ("
+	"  INSERT INTO popug.payout_due (day, account_id, amount)"
+	"  SELECT $1, account_id, amount FROM owed WHERE amount > 0) "
+	"INSERT INTO popug.billing_day (day, negative_workers) "
+	"SELECT $1, count(*) FROM owed o JOIN popug.account a ON a.id = o.account_id"
+	" WHERE o.amount < 0 AND a.role = 'worker'",
 	1, {DATEOID}
 };
 static PopugPlan batch_plan = {
@@ -99,9 +107,16 @@ static PopugPlan batch_plan = {
 	"  FROM paid p JOIN popug.account a ON a.id = p.account_id",
 	2, {DATEOID, INT4OID}
 };
+/* Closes day $1, keeping its money figures: nothing can land on it now. */
 static PopugPlan close_plan = {
-	"UPDATE popug.billing_day SET closed_at = now() WHERE day = $1 "
-	"RETURNING accounts_paid, total_paid",
+	"UPDATE popug.billing_day d SET closed_at = now(), fees = m.fees, rewards = m.rewards,"
+	"       payouts = m.payouts, completed = m.completed"
+	"  FROM (SELECT COALESCE(sum(debit) FILTER (WHERE kind = 'assign_fee'), 0) AS fees,"
+	"               COALESCE(sum(credit) FILTER (WHERE kind = 'complete_reward'), 0) AS rewards,"
+	"               COALESCE(sum(debit) FILTER (WHERE kind = 'payout'), 0) AS payouts,"
+	"               count(*) FILTER (WHERE kind = 'complete_reward') AS completed"
+	"          FROM popug.payment WHERE billing_day = $1) m"
+	" WHERE d.day = $1 RETURNING d.accounts_paid, d.total_paid",
 	1, {DATEOID}
 };
 
@@ -168,7 +183,6 @@ popug_payout_step(DateADT upto, int batch)
 	/* start the day: no payment can land on it after this commits */
 	popug_exec(&exclusive_lock_plan, NULL, NULL, false, 0);
 	popug_exec(&start_plan, args, NULL, false, 0);
-	popug_exec(&due_plan, args, NULL, false, 0);
 	return false;
 }
 

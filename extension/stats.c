@@ -17,13 +17,15 @@
  *	 negative_workers	 accounts with role worker whose payments up to the
  *						 end of the day sum below zero (today: now)
  *
- * The balance at the end of day D is the current balance minus the
- * payments of later days, so a range costs a scan of the payments from its
- * first day on, however long the history before it.  Once day D is closed
- * by a payout no payment can land on it or before it any more (see
- * 40_accounting.sql), so its money figures and count of workers in debt
- * are final: they are kept in popug.stats_cache and later ranges scan
- * payments only from their first day not kept there.  (tasks_created comes
+ * Once the payout of day D has started no payment can land on D or before
+ * it any more (see 40_accounting.sql), so D's figures are final: the
+ * payout counts D's workers in debt when it starts (it computes what every
+ * account is owed for D anyway) and sums D's money when it closes, into
+ * popug.billing_day.  A range reads closed days from there and computes
+ * only the days after the last closed one (today, usually) from payments:
+ * the balance at the end of day D is the current balance minus the
+ * payments of later days.  No payment has a billing day before the first
+ * day ever paid out, so days before it are all zero.  (tasks_created comes
  * from task timestamps, which late events can still add to, so it is
  * always counted afresh.)
  *
@@ -38,6 +40,7 @@
 
 #define MAX_RANGE_DAYS 3660
 
+/* Figures of [$1, $2] in popug.timezone $3, computed from day $4 on. */
 static PopugPlan days_plan = {
 	"WITH days AS (SELECT d::date AS day FROM generate_series($1::date, $2::date, interval '1 day') d),"
 	" money AS ("
@@ -74,33 +77,32 @@ static PopugPlan days_plan = {
 	"  UNION ALL"
 	"  SELECT until, -1 FROM spans"
 	"   WHERE bal < 0 AND until > $4 AND until <= $2 AND day <= $2),"
-	" computed AS ("
+	" figures AS ("
 	"  SELECT d.day, (sum(COALESCE(x.delta, 0)) OVER (ORDER BY d.day))::bigint AS n,"
 	"         COALESCE(m.fees, 0) AS fees, COALESCE(m.rewards, 0) AS rewards,"
 	"         COALESCE(m.payouts, 0) AS payouts, COALESCE(m.completed, 0) AS completed"
 	"    FROM days d LEFT JOIN (SELECT day, sum(delta) AS delta FROM deltas GROUP BY day) x USING (day)"
 	"    LEFT JOIN money m USING (day)"
-	"   WHERE d.day >= $4),"
-	" kept AS ("
-	"  INSERT INTO popug.stats_cache (day, negative_workers, fees, rewards, payouts, completed)"
-	"  SELECT day, n, fees, rewards, payouts, completed FROM computed"
-	"   WHERE day <= (SELECT max(day) FROM popug.billing_day WHERE closed_at IS NOT NULL)"
-	"  ON CONFLICT (day) DO NOTHING),"
-	" figures AS ("
-	"  SELECT day, n, fees, rewards, payouts, completed FROM computed"
+	"   WHERE d.day >= $4"
 	"  UNION ALL"
-	"  SELECT day, negative_workers, fees, rewards, payouts, completed FROM popug.stats_cache"
+	"  SELECT day, negative_workers, fees, rewards, payouts, completed FROM popug.billing_day"
 	"   WHERE day >= $1 AND day < $4)"
-	"SELECT d.day, f.fees - f.rewards, f.n, f.fees, f.rewards, f.payouts,"
-	"       COALESCE(c.n, 0), f.completed"
-	"  FROM days d JOIN figures f USING (day) LEFT JOIN created c USING (day) ORDER BY d.day",
+	"SELECT d.day, COALESCE(f.fees - f.rewards, 0)::numeric(14,2), COALESCE(f.n, 0),"
+	"       COALESCE(f.fees, 0)::numeric(14,2), COALESCE(f.rewards, 0)::numeric(14,2),"
+	"       COALESCE(f.payouts, 0)::numeric(14,2), COALESCE(c.n, 0), COALESCE(f.completed, 0)"
+	"  FROM days d LEFT JOIN figures f USING (day) LEFT JOIN created c USING (day) ORDER BY d.day",
 	4, {DATEOID, DATEOID, TEXTOID, DATEOID}
 };
 
-/* The first day of [$1, $2] whose count of workers in debt is not kept. */
+/*
+ * The first day of [$1, $2] to compute from payments: not closed with its
+ * figures kept, and not before the first day ever paid out.
+ */
 static PopugPlan first_uncached_plan = {
 	"SELECT COALESCE(min(d)::date, $2 + 1) FROM generate_series($1::date, $2::date, interval '1 day') d"
-	" WHERE NOT EXISTS (SELECT FROM popug.stats_cache c WHERE c.day = d::date)",
+	" WHERE d >= COALESCE((SELECT min(day) FROM popug.billing_day), '-infinity')"
+	"   AND NOT EXISTS (SELECT FROM popug.billing_day c WHERE c.day = d::date"
+	"                    AND c.closed_at IS NOT NULL AND c.negative_workers IS NOT NULL)",
 	2, {DATEOID, DATEOID}
 };
 static PopugPlan expensive_plan = {
@@ -156,7 +158,7 @@ stats_range(FunctionCallInfo fcinfo, Datum from, Datum to)
 
 	popug_exec(&first_uncached_plan, args, NULL, true, 1);
 	args[3] = popug_get(0, 1, &isnull);
-	return_rows(fcinfo, popug_exec(&days_plan, args, NULL, false, 0));
+	return_rows(fcinfo, popug_exec(&days_plan, args, NULL, true, 0));
 }
 
 PG_FUNCTION_INFO_V1(popug_stats_days);

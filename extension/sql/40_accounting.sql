@@ -52,7 +52,13 @@ CREATE TABLE popug.billing_day (
 	closed_at		timestamptz,
 	accounts_paid	integer NOT NULL DEFAULT 0,
 	total_paid		numeric(14,2) NOT NULL DEFAULT 0,
-	paid_upto		uuid			-- the last account paid, while the payout runs
+	paid_upto		uuid,			-- the last account paid, while the payout runs
+	-- the day's statistics (SPEC 7), final once its payout has started:
+	negative_workers bigint,		-- workers in debt at the end of the day (at the start)
+	fees			numeric(14,2),	-- assignment fees charged (at the close)
+	rewards			numeric(14,2),	-- completion rewards credited
+	payouts			numeric(14,2),	-- paid out
+	completed		bigint			-- tasks completed
 );
 COMMENT ON TABLE popug.billing_day IS 'Days whose payout has started; closed_at is set when every account is done';
 

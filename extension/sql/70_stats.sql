@@ -1,23 +1,14 @@
 -- Statistics (SPEC 7).  Definitions at the top of extension/stats.c.
 
--- Workers in debt at the end of closed days: final once a day is closed.
-CREATE TABLE popug.stats_cache (
-	day				date PRIMARY KEY,
-	negative_workers bigint NOT NULL,
-	fees			numeric NOT NULL,
-	rewards			numeric NOT NULL,
-	payouts			numeric NOT NULL,
-	completed		bigint NOT NULL,
-	computed_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
-);
-COMMENT ON TABLE popug.stats_cache IS 'Statistics of closed days (all but tasks_created), final once the day is closed, kept once computed';
+-- A closed day's figures are kept in popug.billing_day by its payout.
+CREATE INDEX ledger_task_created_idx ON popug.ledger_task (created_at);
 
 CREATE FUNCTION popug.stats_days(from_day date, to_day date)
 RETURNS TABLE (day date, management_earnings numeric, negative_workers bigint,
 			   fees_charged numeric, rewards_paid numeric, payouts numeric,
 			   tasks_created bigint, tasks_completed bigint)
 AS 'MODULE_PATHNAME', 'popug_stats_days'
-LANGUAGE C CALLED ON NULL INPUT VOLATILE ROWS 30 SET search_path = pg_catalog, pg_temp;
+LANGUAGE C CALLED ON NULL INPUT STABLE ROWS 30 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.stats_days(date, date) IS
 	'One row of statistics per billing day in the range: earnings (fees - rewards), workers in debt at the day''s end, fees, rewards, payouts, tasks (admins, accountants)';
 
@@ -26,7 +17,7 @@ RETURNS TABLE (day date, management_earnings numeric, negative_workers bigint,
 			   fees_charged numeric, rewards_paid numeric, payouts numeric,
 			   tasks_created bigint, tasks_completed bigint)
 AS 'MODULE_PATHNAME', 'popug_stats_day'
-LANGUAGE C CALLED ON NULL INPUT VOLATILE ROWS 1 SET search_path = pg_catalog, pg_temp;
+LANGUAGE C CALLED ON NULL INPUT STABLE ROWS 1 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.stats_day(date) IS
 	'The statistics of one billing day (NULL: today in popug.timezone) (admins, accountants)';
 
