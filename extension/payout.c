@@ -10,23 +10,22 @@
  *	  being applied holds it shared), insert D into popug.billing_day.  From
  *	  then on payments count on D + 1 or later, so what each account is owed
  *	  for D is fixed: its balance minus its payments of later days.  The
- *	  positive amounts go into popug.payout_due; the workers in debt are
- *	  counted for D's statistics.
- * 2. Batches: take popug.payout_batch_size rows off payout_due, in account
- *	  order from where the last batch ended (billing_day.paid_upto, so no
- *	  batch wades through the index entries of rows already taken), and pay
- *	  them in one statement: a payout row (primary key account and day), a
- *	  'payout' payment, the balance, a PayoutMade event.
- * 3. Close: when payout_due has nothing left for D, set closed_at, the
- *	  totals and D's money figures for statistics, and write
+ *	  positive amounts go into popug.payout_due (with the address for the
+ *	  mail); the workers in debt are counted for D's statistics.
+ * 2. Batches: pay the next popug.payout_batch_size rows of payout_due, in
+ *	  account order after billing_day.paid_upto, in one statement: a payout
+ *	  row (primary key account and day), a 'payout' payment, the balance, a
+ *	  PayoutMade event, and paid_upto moved past them.
+ * 3. Close: when no row is left after paid_upto, empty payout_due, set
+ *	  closed_at, the totals and D's money figures for statistics, and write
  *	  BillingCycleClosed.
  *
  * A crash loses at most the batch in flight, which the next run redoes;
- * nobody is paid twice because the batch's rows leave payout_due in the
- * transaction that pays them.  Steps of concurrent runs (pg_cron and the
- * scheduler worker, say) serialize on a transaction-level advisory lock.
- * Balances are updated in account order, as accounting does, so the two
- * never deadlock.
+ * nobody is paid twice because paid_upto moves in the transaction that
+ * pays, and the payout row's primary key would refuse a second payment
+ * anyway.  Steps of concurrent runs (pg_cron and the scheduler worker, say)
+ * serialize on a transaction-level advisory lock.  Balances are updated in
+ * account order, as accounting does, so the two never deadlock.
  *
  * popug.payout_run is a procedure that calls popug.payout_step and commits
  * after each step; the scheduler worker runs one step per pass.
@@ -62,26 +61,23 @@ static PopugPlan exclusive_lock_plan = {
  */
 static PopugPlan start_plan = {
 	"WITH owed AS ("
-	"  SELECT b.account_id, b.amount - COALESCE(l.later, 0) AS amount FROM popug.balance b"
+	"  SELECT b.account_id, b.amount - COALESCE(l.later, 0) AS amount, a.role, a.email"
+	"    FROM popug.balance b JOIN popug.account a ON a.id = b.account_id"
 	"    LEFT JOIN (SELECT account_id, sum(credit - debit) AS later FROM popug.payment"
 	"                WHERE billing_day > $1 GROUP BY account_id) l USING (account_id)),"
 	" due AS ("
-	"  INSERT INTO popug.payout_due (day, account_id, amount)"
-	"  SELECT $1, account_id, amount FROM owed WHERE amount > 0) "
+	"  INSERT INTO popug.payout_due (day, account_id, amount, email)"
+	"  SELECT $1, account_id, amount, email FROM owed WHERE amount > 0) "
 	"INSERT INTO popug.billing_day (day, negative_workers) "
-	"SELECT $1, count(*) FROM owed o JOIN popug.account a ON a.id = o.account_id"
-	" WHERE o.amount < 0 AND a.role = 'worker'",
+	"SELECT $1, count(*) FROM owed WHERE amount < 0 AND role = 'worker'",
 	1, {DATEOID}
 };
 static PopugPlan batch_plan = {
 	"WITH batch AS ("
-	"  DELETE FROM popug.payout_due d USING ("
-	"    SELECT account_id FROM popug.payout_due WHERE day = $1 AND account_id >"
-	"           (SELECT COALESCE(paid_upto, '00000000-0000-0000-0000-000000000000')"
-	"              FROM popug.billing_day WHERE day = $1)"
-	"     ORDER BY account_id LIMIT $2) n"
-	"   WHERE d.day = $1 AND d.account_id = n.account_id"
-	"  RETURNING d.account_id, d.amount),"
+	"  SELECT account_id, amount, email FROM popug.payout_due WHERE day = $1 AND account_id >"
+	"         (SELECT COALESCE(paid_upto, '00000000-0000-0000-0000-000000000000')"
+	"            FROM popug.billing_day WHERE day = $1)"
+	"   ORDER BY account_id LIMIT $2),"
 	" paid AS ("
 	"  INSERT INTO popug.payout (account_id, billing_day, amount)"
 	"  SELECT account_id, $1, amount FROM batch"
@@ -102,10 +98,19 @@ static PopugPlan batch_plan = {
 	"         paid_upto = COALESCE((SELECT account_id FROM batch ORDER BY account_id DESC LIMIT 1), paid_upto)"
 	"   WHERE day = $1)"
 	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) "
-	"SELECT 'PayoutMade', 1, 'payout', p.account_id, jsonb_build_object("
-	"  'account_id', p.account_id, 'email', a.email, 'billing_day', $1, 'amount', p.amount)"
-	"  FROM paid p JOIN popug.account a ON a.id = p.account_id",
+	"SELECT 'PayoutMade', 1, 'payout', b.account_id, jsonb_build_object("
+	"  'account_id', b.account_id, 'email', b.email, 'billing_day', $1, 'amount', p.amount)"
+	"  FROM paid p JOIN batch b USING (account_id)",
 	2, {DATEOID, INT4OID}
+};
+static PopugPlan batch_left_plan = {
+	"SELECT EXISTS (SELECT FROM popug.payout_due WHERE day = $1 AND account_id >"
+	"  (SELECT COALESCE(paid_upto, '00000000-0000-0000-0000-000000000000')"
+	"     FROM popug.billing_day WHERE day = $1))",
+	1, {DATEOID}
+};
+static PopugPlan due_clear_plan = {
+	"DELETE FROM popug.payout_due WHERE day = $1", 1, {DATEOID}
 };
 /* Closes day $1, keeping its money figures: nothing can land on it now. */
 static PopugPlan close_plan = {
@@ -130,7 +135,7 @@ static PopugPlan step_plan = {
 	"SELECT popug.payout_step($1, $2)", 2, {DATEOID, INT4OID}
 };
 
-/* Closes day: its totals, closed_at and BillingCycleClosed. */
+/* Closes day: payout_due emptied, its totals, closed_at and BillingCycleClosed. */
 static void
 close_day(DateADT day)
 {
@@ -138,6 +143,7 @@ close_day(DateADT day)
 	bool		isnull;
 	PopugJson	js;
 
+	popug_exec(&due_clear_plan, &arg, NULL, false, 0);
 	popug_exec(&close_plan, &arg, NULL, false, 1);
 	pj_begin(&js);
 	pj_date(&js, "billing_day", arg);
@@ -165,13 +171,14 @@ popug_payout_step(DateADT upto, int batch)
 		day = DatumGetDateADT(popug_get(0, 1, &isnull));
 		args[0] = DateADTGetDatum(day);
 		args[1] = Int32GetDatum(batch);
-		if (popug_exec(&batch_plan, args, NULL, false, 0) > 0)
+		popug_exec(&batch_left_plan, args, NULL, false, 1);
+		if (!DatumGetBool(popug_get(0, 1, &isnull)))
+			close_day(day);
+		else if (popug_exec(&batch_plan, args, NULL, false, 0) > 0)
 		{
 			popug_events_written();
 			popug_wake_at_commit(POPUG_WORKER_MAILER);
 		}
-		else
-			close_day(day);
 		return false;
 	}
 
