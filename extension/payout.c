@@ -72,11 +72,14 @@ static PopugPlan start_plan = {
 	"SELECT $1, count(*) FROM owed WHERE amount < 0 AND role = 'worker'",
 	1, {DATEOID}
 };
+/* The rows of payout_due for day $1 not paid yet: after paid_upto. */
+#define DUE_LEFT \
+	" day = $1 AND account_id > (SELECT COALESCE(paid_upto, '00000000-0000-0000-0000-000000000000')" \
+	"                             FROM popug.billing_day WHERE day = $1)"
+
 static PopugPlan batch_plan = {
 	"WITH batch AS ("
-	"  SELECT account_id, amount, email FROM popug.payout_due WHERE day = $1 AND account_id >"
-	"         (SELECT COALESCE(paid_upto, '00000000-0000-0000-0000-000000000000')"
-	"            FROM popug.billing_day WHERE day = $1)"
+	"  SELECT account_id, amount, email FROM popug.payout_due WHERE" DUE_LEFT
 	"   ORDER BY account_id LIMIT $2),"
 	" paid AS ("
 	"  INSERT INTO popug.payout (account_id, billing_day, amount)"
@@ -104,9 +107,7 @@ static PopugPlan batch_plan = {
 	2, {DATEOID, INT4OID}
 };
 static PopugPlan batch_left_plan = {
-	"SELECT EXISTS (SELECT FROM popug.payout_due WHERE day = $1 AND account_id >"
-	"  (SELECT COALESCE(paid_upto, '00000000-0000-0000-0000-000000000000')"
-	"     FROM popug.billing_day WHERE day = $1))",
+	"SELECT EXISTS (SELECT FROM popug.payout_due WHERE" DUE_LEFT ")",
 	1, {DATEOID}
 };
 static PopugPlan due_clear_plan = {
