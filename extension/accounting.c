@@ -43,11 +43,11 @@
 /*
  * Applies the events in $1 (popug.event[]): ledger_task rows, payments,
  * balances and TransactionApplied events; returns one row per payment
- * inserted.  $2 is the billing day.
+ * inserted.  $2 is the billing day.  Each part unnests $1 itself: a CTE of
+ * the events read twice would be materialized, payloads and all.
  */
 static PopugPlan apply_plan = {
-	"WITH ev AS (SELECT * FROM unnest($1) e),"
-	" tasks AS ("
+	"WITH tasks AS ("
 	"  INSERT INTO popug.ledger_task (task_id, jira_id, title, complete_reward, created_at)"
 	"  SELECT (payload->>'task_id')::uuid,"
 	"         CASE event_version WHEN 2 THEN payload->>'jira_id'"
@@ -55,12 +55,12 @@ static PopugPlan apply_plan = {
 	"         CASE event_version WHEN 2 THEN payload->>'title'"
 	"              ELSE btrim(regexp_replace(payload->>'title', '^\\s*\\[[^]]*\\]', '')) END,"
 	"         (payload->>'complete_reward')::numeric(12,2), occurred_at"
-	"    FROM ev WHERE event_name = 'TaskCreated'"
+	"    FROM unnest($1) WHERE event_name = 'TaskCreated'"
 	"  ON CONFLICT (task_id) DO NOTHING),"
 	" money AS ("
 	"  SELECT e.event_id, e.occurred_at, x.kind, x.account_id,"
 	"         (e.payload->>'task_id')::uuid AS task_id, x.debit, x.credit"
-	"    FROM ev e, LATERAL (SELECT"
+	"    FROM unnest($1) e, LATERAL (SELECT"
 	"         CASE e.event_name WHEN 'TaskAssigned' THEN 'assign_fee' ELSE 'complete_reward' END AS kind,"
 	"         (e.payload->>'assignee_id')::uuid AS account_id,"
 	"         CASE e.event_name WHEN 'TaskAssigned' THEN (e.payload->>'assign_fee')::numeric(12,2) ELSE 0 END AS debit,"
