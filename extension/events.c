@@ -201,7 +201,6 @@ popug_event_append_sql(PG_FUNCTION_ARGS)
 	"         FROM (SELECT pg_snapshot_xip(s) AS v UNION SELECT x) q))::pg_snapshot END " \
 	"AS s FROM (SELECT pg_current_snapshot() AS s, pg_current_xact_id_if_assigned() AS x) t"
 
-
 static PopugPlan consumer_insert_plan = {
 	"INSERT INTO popug.consumer (name, snap_lo) "
 	"SELECT $1, CASE WHEN $2 THEN '1:1:'::pg_snapshot ELSE (" CURRENT_SNAPSHOT_SQL ") END "

@@ -123,7 +123,8 @@ popug_shmem_startup(void)
 /*
  * Wakes a worker now: notes the wakeup in its slot and sets its latch (if
  * it is running).  The note survives code in the worker's pass that
- * consumes its latch (a lock wait resets it), see popug_take_wakeup.
+ * consumes its latch (any wait that sleeps on it resets it), see
+ * popug_take_wakeup.
  */
 void
 popug_wake(PopugWorkerKind kind)

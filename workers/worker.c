@@ -33,10 +33,11 @@
 
 /*
  * The longest a worker sleeps without looking at its interrupts and its
- * wakeup note.  Code run by a pass can consume the latch (a heavyweight
- * lock wait resets it), taking with it the wakeup of an interrupt such as
- * the ProcSignalBarrier DROP DATABASE waits for; this bounds how long one
- * can go unserved.
+ * wakeup note.  Code run by a pass can consume the latch (any wait inside
+ * PostgreSQL that sleeps on it resets it), taking with it the wakeup of an
+ * interrupt such as the ProcSignalBarrier DROP DATABASE waits for (seen
+ * once: the notifier asleep with an interrupt pending and its latch clear);
+ * this bounds how long one can go unserved.
  */
 #define LOOK_MS 1000L
 
@@ -82,8 +83,8 @@ pause_for(long ms)
 
 /*
  * Waits until a producer wakes this worker (popug_wake), the configuration
- * is reloaded, or idle_ms passes (idle_ms <= 0: no timeout).  A wakeup that came while the last pass
- * ran returns at once.
+ * is reloaded, or idle_ms passes (idle_ms <= 0: no timeout).  A wakeup that
+ * came while the last pass ran returns at once.
  */
 static void
 wait_for_work(PopugWorkerKind kind, long idle_ms)
