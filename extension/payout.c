@@ -115,13 +115,10 @@ static PopugPlan due_clear_plan = {
 };
 /* Closes day $1, keeping its money figures: nothing can land on it now. */
 static PopugPlan close_plan = {
-	"UPDATE popug.billing_day d SET closed_at = now(), fees = m.fees, rewards = m.rewards,"
-	"       payouts = m.payouts, completed = m.completed"
-	"  FROM (SELECT COALESCE(sum(debit) FILTER (WHERE kind = 'assign_fee'), 0) AS fees,"
-	"               COALESCE(sum(credit) FILTER (WHERE kind = 'complete_reward'), 0) AS rewards,"
-	"               COALESCE(sum(debit) FILTER (WHERE kind = 'payout'), 0) AS payouts,"
-	"               count(*) FILTER (WHERE kind = 'complete_reward') AS completed"
-	"          FROM popug.payment WHERE billing_day = $1) m"
+	"UPDATE popug.billing_day d SET closed_at = now(), fees = COALESCE(m.fees, 0),"
+	"       rewards = COALESCE(m.rewards, 0), payouts = COALESCE(m.payouts, 0),"
+	"       completed = m.completed"
+	"  FROM (SELECT" POPUG_DAY_MONEY_SQL " FROM popug.payment WHERE billing_day = $1) m"
 	" WHERE d.day = $1 RETURNING d.accounts_paid, d.total_paid",
 	1, {DATEOID}
 };

@@ -129,6 +129,17 @@ extern bool popug_mail_apply_event(Datum event);
 
 /* stats (stats.c) */
 
+/*
+ * A day's money figures (SPEC 7) as aggregates over its popug.payment
+ * rows: computed by stats.c for open days and kept by payout.c when it
+ * closes one, so both agree by construction.  NULL where no row counts.
+ */
+#define POPUG_DAY_MONEY_SQL \
+	" sum(debit) FILTER (WHERE kind = 'assign_fee') AS fees," \
+	" sum(credit) FILTER (WHERE kind = 'complete_reward') AS rewards," \
+	" sum(debit) FILTER (WHERE kind = 'payout') AS payouts," \
+	" count(*) FILTER (WHERE kind = 'complete_reward') AS completed"
+
 /* ---- shared memory, workers and wakeups (popug.c) ---- */
 typedef enum PopugWorkerKind
 {

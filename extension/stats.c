@@ -44,11 +44,7 @@
 static PopugPlan days_plan = {
 	"WITH days AS (SELECT d::date AS day FROM generate_series($1::date, $2::date, interval '1 day') d),"
 	" money AS ("
-	"  SELECT billing_day AS day,"
-	"         sum(debit) FILTER (WHERE kind = 'assign_fee') AS fees,"
-	"         sum(credit) FILTER (WHERE kind = 'complete_reward') AS rewards,"
-	"         sum(debit) FILTER (WHERE kind = 'payout') AS payouts,"
-	"         count(*) FILTER (WHERE kind = 'complete_reward') AS completed"
+	"  SELECT billing_day AS day," POPUG_DAY_MONEY_SQL
 	"    FROM popug.payment WHERE billing_day BETWEEN $4 AND $2 GROUP BY billing_day),"
 	" created AS ("
 	"  SELECT (created_at AT TIME ZONE $3)::date AS day, count(*) AS n FROM popug.ledger_task"
@@ -98,7 +94,7 @@ static PopugPlan days_plan = {
  * The first day of [$1, $2] to compute from payments: not closed with its
  * figures kept, and not before the first day ever paid out.
  */
-static PopugPlan first_uncached_plan = {
+static PopugPlan first_open_plan = {
 	"SELECT COALESCE(min(d)::date, $2 + 1) FROM generate_series($1::date, $2::date, interval '1 day') d"
 	" WHERE d >= COALESCE((SELECT min(day) FROM popug.billing_day), '-infinity')"
 	"   AND NOT EXISTS (SELECT FROM popug.billing_day c WHERE c.day = d::date"
@@ -156,7 +152,7 @@ stats_range(FunctionCallInfo fcinfo, Datum from, Datum to)
 	Datum		args[4] = {from, to, CStringGetTextDatum(popug_timezone)};
 	bool		isnull;
 
-	popug_exec(&first_uncached_plan, args, NULL, true, 1);
+	popug_exec(&first_open_plan, args, NULL, true, 1);
 	args[3] = popug_get(0, 1, &isnull);
 	return_rows(fcinfo, popug_exec(&days_plan, args, NULL, true, 0));
 }

@@ -195,8 +195,8 @@ def drop_scratch():
 p = Background(produce_once)
 p.join(5)
 ok(not p.is_alive() and p.error is None, "a producer commits while the notify lock is held", p.error)
-# The notifier's own commit now waits for the lock, and that wait resets its
-# latch; DROP DATABASE's ProcSignalBarrier arrives meanwhile.
+# The notifier's own commit now waits for the lock; DROP DATABASE's
+# ProcSignalBarrier arrives meanwhile and must be absorbed once it is free.
 ok(wait_for(lambda: q1("SELECT wait_event_type FROM pg_stat_activity "
                        "WHERE backend_type = 'popug notifier'") == "Lock", 5),
    "the notifier's commit waits for the notify lock")
@@ -210,7 +210,7 @@ n.join(10)
 ok(not n.is_alive(), "the control commits once the lock is released")
 d.join(10)
 ok(not d.is_alive() and d.error is None,
-   "DROP DATABASE is not held up by a worker whose latch a lock wait consumed", d.error)
+   "DROP DATABASE completes once the notifier's lock wait is over", d.error)
 q("ALTER SYSTEM RESET synchronous_standby_names")
 q("ALTER SYSTEM RESET synchronous_commit")
 q("SELECT pg_reload_conf()")
