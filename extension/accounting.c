@@ -83,7 +83,7 @@ static PopugPlan apply_plan = {
 	"  ON CONFLICT (account_id) DO UPDATE"
 	"  SET amount = b.amount + excluded.amount, updated_at = now())"
 	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) "
-	"SELECT 'TransactionApplied', 1, 'accounting', account_id, jsonb_build_object("
+	"SELECT 'TransactionApplied', 1, 'accounting', account_id, popug.payload("
 	"  'payment_id', id, 'account_id', account_id, 'task_id', task_id, 'kind', kind,"
 	"  'debit', debit, 'credit', credit, 'billing_day', billing_day)"
 	"  FROM paid",

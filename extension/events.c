@@ -33,6 +33,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/resowner.h"
@@ -106,11 +107,11 @@ pj_int(PopugJson *js, const char *key, int64 value)
 	pj_numeric(js, key, DirectFunctionCall1(int8_numeric, Int64GetDatum(value)));
 }
 
-/* Adds a date member as YYYY-MM-DD. */
+/* Adds a date member as YYYY-MM-DD, whatever the session's DateStyle. */
 void
 pj_date(PopugJson *js, const char *key, Datum date)
 {
-	pj_text(js, key, DatumGetCString(DirectFunctionCall1(date_out, date)));
+	pj_text(js, key, JsonEncodeDateTime(NULL, date, DATEOID, NULL));
 }
 
 /* Ends the object and returns it as jsonb. */
@@ -118,6 +119,152 @@ Jsonb *
 pj_end(PopugJson *js)
 {
 	return JsonbValueToJsonb(pushJsonbValue(&js->state, WJB_END_OBJECT, NULL));
+}
+
+/* How popug.payload() turns a value of one argument's type into JSON. */
+typedef enum PayloadKind
+{
+	PK_STRING,					/* the type's output function, as a string */
+	PK_NUMERIC,					/* numeric as itself */
+	PK_INTEGER,					/* int2, int4, int8 as a number */
+	PK_BOOL,
+	PK_DATETIME					/* date, timestamp[tz] in ISO 8601 */
+} PayloadKind;
+
+/* popug.payload()'s per-call-site cache: each argument's type and kind. */
+typedef struct PayloadArgs
+{
+	int			nargs;
+	Oid			types[FUNC_MAX_ARGS];
+	PayloadKind kinds[FUNC_MAX_ARGS];
+	FmgrInfo	out[FUNC_MAX_ARGS];
+} PayloadArgs;
+
+/*
+ * Resolves popug.payload()'s argument types once per call site: what
+ * jsonb_build_object() looks up for every value of every row.
+ */
+static PayloadArgs *
+payload_args(FunctionCallInfo fcinfo)
+{
+	PayloadArgs *pa = (PayloadArgs *) fcinfo->flinfo->fn_extra;
+	int			nargs = PG_NARGS();
+
+	if (pa != NULL)
+		return pa;
+	if (nargs % 2 != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("popug.payload() takes key, value pairs"),
+				 errdetail("It was given %d arguments.", nargs)));
+	pa = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(PayloadArgs));
+	pa->nargs = nargs;
+	for (int i = 0; i < nargs; i++)
+	{
+		Oid			type = getBaseType(get_fn_expr_argtype(fcinfo->flinfo, i));
+		Oid			outfn;
+		bool		varlena;
+
+		if (!OidIsValid(type) || (i % 2 == 0 && type != TEXTOID && type != UNKNOWNOID))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("popug.payload() keys must be text")));
+		if (type_is_array(type) || type_is_rowtype(type) ||
+			type == JSONOID || type == JSONBOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("popug.payload() takes scalar values, not %s",
+							format_type_be(type))));
+		pa->types[i] = type;
+		switch (type)
+		{
+			case NUMERICOID:
+				pa->kinds[i] = PK_NUMERIC;
+				break;
+			case INT2OID:
+			case INT4OID:
+			case INT8OID:
+				pa->kinds[i] = PK_INTEGER;
+				break;
+			case BOOLOID:
+				pa->kinds[i] = PK_BOOL;
+				break;
+			case DATEOID:
+			case TIMESTAMPOID:
+			case TIMESTAMPTZOID:
+				pa->kinds[i] = PK_DATETIME;
+				break;
+			default:
+				pa->kinds[i] = PK_STRING;
+				getTypeOutputInfo(type, &outfn, &varlena);
+				fmgr_info_cxt(outfn, &pa->out[i], fcinfo->flinfo->fn_mcxt);
+				break;
+		}
+	}
+	fcinfo->flinfo->fn_extra = pa;
+	return pa;
+}
+
+PG_FUNCTION_INFO_V1(popug_payload);
+
+/*
+ * SQL: popug.payload(VARIADIC "any") RETURNS jsonb: jsonb_build_object()
+ * for scalar values, with the same output, made for event payloads built
+ * row by row (argument types are resolved once, numerics go in as they
+ * are instead of through their text form).
+ */
+Datum
+popug_payload(PG_FUNCTION_ARGS)
+{
+	PayloadArgs *pa = payload_args(fcinfo);
+	PopugJson	js;
+
+	pj_begin(&js);
+	for (int i = 0; i < pa->nargs; i += 2)
+	{
+		Datum		value = PG_GETARG_DATUM(i + 1);
+		const char *key;
+		JsonbValue	v;
+
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("popug.payload() keys must not be null")));
+		key = pa->types[i] == UNKNOWNOID ? DatumGetCString(PG_GETARG_DATUM(i))
+			: text_to_cstring(PG_GETARG_TEXT_PP(i));
+		if (PG_ARGISNULL(i + 1))
+		{
+			pj_text(&js, key, NULL);
+			continue;
+		}
+		switch (pa->kinds[i + 1])
+		{
+			case PK_NUMERIC:
+				if (numeric_is_nan(DatumGetNumeric(value)) ||
+					numeric_is_inf(DatumGetNumeric(value)))
+					pj_text(&js, key, DatumGetCString(DirectFunctionCall1(numeric_out, value)));
+				else
+					pj_numeric(&js, key, value);
+				break;
+			case PK_INTEGER:
+				pj_int(&js, key, pa->types[i + 1] == INT8OID ? DatumGetInt64(value)
+					   : pa->types[i + 1] == INT4OID ? DatumGetInt32(value)
+					   : DatumGetInt16(value));
+				break;
+			case PK_BOOL:
+				v.type = jbvBool;
+				v.val.boolean = DatumGetBool(value);
+				pj_put(&js, key, &v);
+				break;
+			case PK_DATETIME:
+				pj_text(&js, key, JsonEncodeDateTime(NULL, value, pa->types[i + 1], NULL));
+				break;
+			case PK_STRING:
+				pj_text(&js, key, OutputFunctionCall(&pa->out[i + 1], value));
+				break;
+		}
+	}
+	PG_RETURN_JSONB_P(pj_end(&js));
 }
 
 /* ---- appending ---- */

@@ -101,7 +101,7 @@ static PopugPlan batch_plan = {
 	"         paid_upto = COALESCE((SELECT account_id FROM batch ORDER BY account_id DESC LIMIT 1), paid_upto)"
 	"   WHERE day = $1)"
 	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) "
-	"SELECT 'PayoutMade', 1, 'payout', b.account_id, jsonb_build_object("
+	"SELECT 'PayoutMade', 1, 'payout', b.account_id, popug.payload("
 	"  'account_id', b.account_id, 'email', b.email, 'billing_day', $1, 'amount', p.amount)"
 	"  FROM paid p JOIN batch b USING (account_id)",
 	2, {DATEOID, INT4OID}

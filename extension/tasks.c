@@ -79,7 +79,7 @@ static PopugPlan shuffle_plan = {
 	"   WHERE t.id = p.id"
 	"  RETURNING t.id, p.old, t.assignee_id, t.assign_fee)"
 	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) "
-	"SELECT 'TaskAssigned', 1, 'tasks', m.id, jsonb_build_object("
+	"SELECT 'TaskAssigned', 1, 'tasks', m.id, popug.payload("
 	"  'task_id', m.id, 'assignee_id', m.assignee_id, 'previous_assignee_id', m.old,"
 	"  'assign_fee', m.assign_fee, 'reason', 'shuffle')"
 	"  FROM moved m",

@@ -1,6 +1,6 @@
 -- Events (SPEC 3): consumers, batches, acknowledgement, permissions.
 -- Runs in autocommit: a consumer only ever sees committed events.
-SELECT plan(37);
+SELECT plan(42);
 \ir setup.psql
 
 SELECT popug.account_create('t_admin', 'admin@example.com', 'admin');
@@ -93,5 +93,23 @@ RESET ROLE;
 REVOKE pg_monitor FROM t_nobody;
 SELECT ok((SELECT bool_and(event_id IS NOT NULL AND occurred_at IS NOT NULL) FROM popug.event),
 	'every event has an event_id and occurred_at');
+
+-- ---- popug.payload: jsonb_build_object for payloads, types resolved once ----
+SET datestyle = 'SQL, DMY';
+CREATE TEMP TABLE pv (u uuid, n numeric, i int, b boolean, d date, t timestamptz, s text, r popug.role);
+INSERT INTO pv VALUES
+	('7a1c0d3e-0000-4000-8000-000000000001', 12.50, 1, true, '2026-11-24', '2026-11-24 10:00+00', 'a"b', 'worker'),
+	('7a1c0d3e-0000-4000-8000-000000000002', 'NaN', 2, false, '2026-01-02', now(), NULL, NULL),
+	(NULL, -0.01, 3, NULL, NULL, NULL, '', 'admin');
+SELECT is((SELECT jsonb_agg(popug.payload('id', u, 'n', n, 'i', i, 'b', b, 'd', d, 'at', t, 's', s, 'r', r, 'lit', 'x') ORDER BY i) FROM pv),
+		  (SELECT jsonb_agg(jsonb_build_object('id', u, 'n', n, 'i', i, 'b', b, 'd', d, 'at', t, 's', s, 'r', r, 'lit', 'x') ORDER BY i) FROM pv),
+		  'payload() gives what jsonb_build_object() gives, whatever the DateStyle');
+RESET datestyle;
+SELECT is(popug.payload('amount', 12.50::numeric(12,2), 'day', date '2026-11-24', 'n', 3::bigint),
+		  '{"amount": 12.50, "day": "2026-11-24", "n": 3}'::jsonb, 'numbers keep their scale, dates are ISO');
+SELECT throws_ok($$ SELECT popug.payload('k') $$, '22023', NULL, 'an odd number of arguments is 22023');
+SELECT throws_ok($$ SELECT popug.payload(NULL::text, 1) $$, '22004', NULL, 'a null key is 22004');
+SELECT throws_ok($$ SELECT popug.payload('k', ARRAY[1]) $$, '0A000', 'popug.payload() takes scalar values, not integer[]',
+	'arrays are 0A000');
 
 SELECT * FROM finish();

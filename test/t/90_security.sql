@@ -46,6 +46,7 @@ INSERT INTO calls VALUES
 ('consumer_create', $$SELECT popug.consumer_create('sec_new')$$, '{admin}'),
 ('events_read', $$SELECT count(*) FROM popug.events_read('sec_consumer')$$, '{admin}'),
 ('events_ack', $$SELECT popug.events_ack('sec_consumer')$$, '{admin}'),
+('payload', $$SELECT popug.payload('k', 1)$$, '{admin,manager,accountant,worker,no account,inactive}'),
 ('event_append', $$SELECT popug.event_append('X', 1, 'x', gen_random_uuid(), '{}')$$, '{}'),
 ('dead_letter_retry', $$SELECT popug.dead_letter_retry(gen_random_uuid())$$, '{}'),
 ('worker_status_rows', $$SELECT count(*) FROM popug.worker_status_rows()$$, '{admin,manager,accountant,worker,no account,inactive}'),
