@@ -11,10 +11,15 @@
  * balance and produce a TransactionApplied event, in the same statement.
  *
  * Events are applied a batch at a time by one set-based statement over an
- * array of event rows.  If the batch fails (a malformed payload, an
- * account accounting never heard of), each event is retried alone in a
- * subtransaction and the ones that still fail go to popug.dead_letter, so
- * a bad event never blocks the stream.
+ * array of event rows.  A batch the consumer hands out for the first time
+ * is applied by a plain INSERT: the consumer's position moves in the same
+ * transaction, so its events were never applied by accounting before, and
+ * the primary key still refuses a payment written by another path
+ * (payment_apply, a dead letter's replay).  If that fails, the batch is
+ * applied again ON CONFLICT DO NOTHING; if that fails too (a malformed
+ * payload, an account accounting never heard of), each event is retried
+ * alone in a subtransaction and the ones that still fail go to
+ * popug.dead_letter, so a bad event never blocks the stream.
  *
  * Billing day: the statement runs after taking popug's billing lock in
  * shared mode and reading popug.billing_day_open() in a statement of its
@@ -45,49 +50,59 @@
  * balances and TransactionApplied events; returns one row per payment
  * inserted.  $2 is the billing day.  Each part unnests $1 itself: a CTE of
  * the events read twice would be materialized, payloads and all.
+ * on_conflict is what to do with a payment already written: nothing (an
+ * event applied again), or fail the statement (a fresh batch).
  */
+#define APPLY_SQL(on_conflict) \
+	"WITH tasks AS (" \
+	"  INSERT INTO popug.ledger_task (task_id, jira_id, title, complete_reward, created_at)" \
+	"  SELECT (payload->>'task_id')::uuid," \
+	"         CASE event_version WHEN 2 THEN payload->>'jira_id'" \
+	"              ELSE substring(payload->>'title' FROM '^\\s*\\[([^]]*)\\]') END," \
+	"         CASE event_version WHEN 2 THEN payload->>'title'" \
+	"              ELSE btrim(regexp_replace(payload->>'title', '^\\s*\\[[^]]*\\]', '')) END," \
+	"         (payload->>'complete_reward')::numeric(12,2), occurred_at" \
+	"    FROM unnest($1) WHERE event_name = 'TaskCreated'" \
+	"  ON CONFLICT (task_id) DO NOTHING)," \
+	" money AS (" \
+	"  SELECT e.event_id, e.occurred_at, x.kind, x.account_id," \
+	"         (e.payload->>'task_id')::uuid AS task_id, x.debit, x.credit" \
+	"    FROM unnest($1) e, LATERAL (SELECT" \
+	"         CASE e.event_name WHEN 'TaskAssigned' THEN 'assign_fee' ELSE 'complete_reward' END AS kind," \
+	"         (e.payload->>'assignee_id')::uuid AS account_id," \
+	"         CASE e.event_name WHEN 'TaskAssigned' THEN (e.payload->>'assign_fee')::numeric(12,2) ELSE 0 END AS debit," \
+	"         CASE e.event_name WHEN 'TaskCompleted' THEN (e.payload->>'complete_reward')::numeric(12,2) ELSE 0 END AS credit) x" \
+	"   WHERE e.event_name IN ('TaskAssigned', 'TaskCompleted'))," \
+	" paid AS (" \
+	"  INSERT INTO popug.payment (id, account_id, task_id, kind, debit, credit," \
+	"                             description, occurred_at, billing_day, event_id)" \
+	"  SELECT md5(concat_ws('|', event_id, kind, account_id, debit + credit," \
+	"                       extract(epoch FROM occurred_at)))::uuid," \
+	"         account_id, task_id, kind, debit, credit," \
+	"         CASE kind WHEN 'assign_fee' THEN 'assignment fee' ELSE 'completion reward' END," \
+	"         occurred_at, $2, event_id" \
+	"    FROM money" \
+	on_conflict \
+	"  RETURNING id, account_id, task_id, kind, debit, credit, billing_day)," \
+	" moved AS (" \
+	"  INSERT INTO popug.balance AS b (account_id, amount)" \
+	"  SELECT account_id, sum(credit - debit) FROM paid GROUP BY account_id ORDER BY account_id" \
+	"  ON CONFLICT (account_id) DO UPDATE" \
+	"  SET amount = b.amount + excluded.amount, updated_at = now())" \
+	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) " \
+	"SELECT 'TransactionApplied', 1, 'accounting', account_id, popug.payload(" \
+	"  'payment_id', id, 'account_id', account_id, 'task_id', task_id, 'kind', kind," \
+	"  'debit', debit, 'credit', credit, 'billing_day', billing_day)" \
+	"  FROM paid"
+
+/* Applies events again: a payment already written is skipped. */
 static PopugPlan apply_plan = {
-	"WITH tasks AS ("
-	"  INSERT INTO popug.ledger_task (task_id, jira_id, title, complete_reward, created_at)"
-	"  SELECT (payload->>'task_id')::uuid,"
-	"         CASE event_version WHEN 2 THEN payload->>'jira_id'"
-	"              ELSE substring(payload->>'title' FROM '^\\s*\\[([^]]*)\\]') END,"
-	"         CASE event_version WHEN 2 THEN payload->>'title'"
-	"              ELSE btrim(regexp_replace(payload->>'title', '^\\s*\\[[^]]*\\]', '')) END,"
-	"         (payload->>'complete_reward')::numeric(12,2), occurred_at"
-	"    FROM unnest($1) WHERE event_name = 'TaskCreated'"
-	"  ON CONFLICT (task_id) DO NOTHING),"
-	" money AS ("
-	"  SELECT e.event_id, e.occurred_at, x.kind, x.account_id,"
-	"         (e.payload->>'task_id')::uuid AS task_id, x.debit, x.credit"
-	"    FROM unnest($1) e, LATERAL (SELECT"
-	"         CASE e.event_name WHEN 'TaskAssigned' THEN 'assign_fee' ELSE 'complete_reward' END AS kind,"
-	"         (e.payload->>'assignee_id')::uuid AS account_id,"
-	"         CASE e.event_name WHEN 'TaskAssigned' THEN (e.payload->>'assign_fee')::numeric(12,2) ELSE 0 END AS debit,"
-	"         CASE e.event_name WHEN 'TaskCompleted' THEN (e.payload->>'complete_reward')::numeric(12,2) ELSE 0 END AS credit) x"
-	"   WHERE e.event_name IN ('TaskAssigned', 'TaskCompleted')),"
-	" paid AS ("
-	"  INSERT INTO popug.payment (id, account_id, task_id, kind, debit, credit,"
-	"                             description, occurred_at, billing_day, event_id)"
-	"  SELECT md5(concat_ws('|', event_id, kind, account_id, debit + credit,"
-	"                       extract(epoch FROM occurred_at)))::uuid,"
-	"         account_id, task_id, kind, debit, credit,"
-	"         CASE kind WHEN 'assign_fee' THEN 'assignment fee' ELSE 'completion reward' END,"
-	"         occurred_at, $2, event_id"
-	"    FROM money"
-	"  ON CONFLICT (id) DO NOTHING"
-	"  RETURNING id, account_id, task_id, kind, debit, credit, billing_day),"
-	" moved AS ("
-	"  INSERT INTO popug.balance AS b (account_id, amount)"
-	"  SELECT account_id, sum(credit - debit) FROM paid GROUP BY account_id ORDER BY account_id"
-	"  ON CONFLICT (account_id) DO UPDATE"
-	"  SET amount = b.amount + excluded.amount, updated_at = now())"
-	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) "
-	"SELECT 'TransactionApplied', 1, 'accounting', account_id, popug.payload("
-	"  'payment_id', id, 'account_id', account_id, 'task_id', task_id, 'kind', kind,"
-	"  'debit', debit, 'credit', credit, 'billing_day', billing_day)"
-	"  FROM paid",
-	2, {InvalidOid, DATEOID}
+	APPLY_SQL("  ON CONFLICT (id) DO NOTHING"), 2, {InvalidOid, DATEOID}
+};
+
+/* Applies a fresh batch: a payment already written fails the statement. */
+static PopugPlan apply_fresh_plan = {
+	APPLY_SQL(""), 2, {InvalidOid, DATEOID}
 };
 static PopugPlan unknown_account_plan = {
 	"SELECT e.payload->>'assignee_id' FROM unnest($1) e"
@@ -134,7 +149,7 @@ wanted(const char *name, int version, bool *unknown_version)
 static void
 forget_stale_plans(Oid event_array)
 {
-	PopugPlan  *plans[] = {&apply_plan, &unknown_account_plan};
+	PopugPlan  *plans[] = {&apply_plan, &apply_fresh_plan, &unknown_account_plan};
 
 	for (int i = 0; i < lengthof(plans); i++)
 	{
@@ -149,10 +164,12 @@ forget_stale_plans(Oid event_array)
 
 /*
  * Applies an array of events (popug.event[]) in one statement, under the
- * shared billing lock; returns the number of payments written.
+ * shared billing lock; returns the number of payments written.  fresh: a
+ * batch the consumer hands out for the first time (see the top of this
+ * file); otherwise payments already written are skipped.
  */
 static uint64
-apply_events(Datum events)
+apply_events(Datum events, bool fresh)
 {
 	Datum		args[2];
 	bool		isnull;
@@ -163,7 +180,14 @@ apply_events(Datum events)
 	args[1] = popug_get(0, 1, &isnull);
 	args[0] = events;
 	forget_stale_plans(get_array_type(popug_event_type()));
-	/* payments have no foreign key: one anti-join checks the batch */
+	if (fresh)
+		return popug_exec(&apply_fresh_plan, args, NULL, false, 0);
+
+	/*
+	 * Payments have no foreign key: an unknown account fails the balance's,
+	 * which is all a fresh batch needs to fall back to this path; here one
+	 * anti-join names the account.
+	 */
 	if (popug_exec(&unknown_account_plan, args, NULL, false, 1) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -184,6 +208,7 @@ typedef struct ApplyArgs
 {
 	Datum	   *rows;
 	int			n;
+	bool		fresh;
 	uint64	   *written;
 } ApplyArgs;
 
@@ -193,7 +218,7 @@ apply_events_fn(void *arg)
 {
 	ApplyArgs  *a = (ApplyArgs *) arg;
 
-	*a->written += apply_events(event_array(a->rows, a->n));
+	*a->written += apply_events(event_array(a->rows, a->n), a->fresh);
 }
 
 /*
@@ -201,9 +226,9 @@ apply_events_fn(void *arg)
  * *error to the message; nothing of the events is left behind.
  */
 static bool
-apply_safely(Datum *rows, int n, uint64 *written, char **error)
+apply_safely(Datum *rows, int n, bool fresh, uint64 *written, char **error)
 {
-	ApplyArgs	a = {rows, n, written};
+	ApplyArgs	a = {rows, n, fresh, written};
 
 	return popug_try(apply_events_fn, &a, error);
 }
@@ -272,11 +297,12 @@ apply_batch(int max_events, uint64 *written)
 
 	SPI_freetuptable(tt);
 
-	/* the whole batch at once; if that fails, one at a time */
-	if (nrows > 0 && !apply_safely(rows, nrows, written, &error))
+	/* the whole batch, fresh and then again; if that fails, one at a time */
+	if (nrows > 0 && !apply_safely(rows, nrows, true, written, &error) &&
+		!apply_safely(rows, nrows, false, written, &error))
 	{
 		for (int i = 0; i < nrows; i++)
-			if (!apply_safely(&rows[i], 1, written, &error))
+			if (!apply_safely(&rows[i], 1, false, written, &error))
 				popug_dead_letter(CONSUMER, event_ids[i], ids[i], error);
 	}
 	popug_exec(&ack_plan, NULL, NULL, false, 1);
@@ -367,7 +393,7 @@ popug_payment_apply_event(Datum event)
 	}
 	PG_TRY();
 	{
-		ok = apply_events(event_array(&event, 1)) > 0;
+		ok = apply_events(event_array(&event, 1), false) > 0;
 	}
 	PG_CATCH();
 	{

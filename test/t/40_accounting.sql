@@ -2,7 +2,7 @@
 -- billing days, TaskCreated v1, dead letters, views and permissions.
 -- The workers serve database popug, not this one: payments_apply is called
 -- by hand here.
-SELECT plan(46);
+SELECT plan(47);
 \ir setup.psql
 
 \ir cast.psql
@@ -54,7 +54,11 @@ SELECT is((SELECT count(*)::int FROM redo WHERE popug.payment_apply(e)), 0, 'rep
 SET ROLE t_manager;
 SELECT is(popug.tasks_shuffle(), 2::bigint, 'a shuffle');
 RESET ROLE;
-SELECT is(popug.payments_apply(), 2::bigint, 'charges the fee of each task again');
+-- one of the shuffle's events applied by hand before the consumer's batch
+-- holding it: the batch's plain insert meets its payment and falls back
+SELECT is(popug.payment_apply(e), true, 'one reassignment applied by hand first')
+  FROM (SELECT e FROM popug.event e WHERE event_name = 'TaskAssigned' ORDER BY id DESC LIMIT 1) s;
+SELECT is(popug.payments_apply(), 1::bigint, 'the batch holding it writes only the other fee');
 SELECT is((SELECT sum(debit) FROM popug.payment WHERE task_id = :'t1' AND kind = 'assign_fee'), 2 * :'fee'::numeric,
 		  'the fee is charged on every assignment');
 SET ROLE t_worker1;
