@@ -68,6 +68,15 @@ AS 'MODULE_PATHNAME', 'popug_events_ack'
 LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.events_ack(text) IS 'Acknowledges the batch last read; returns its size';
 
+-- jsonb_build_object() for event payloads built row by row in one
+-- statement: argument types are resolved once per statement, not per value.
+CREATE FUNCTION popug.payload(VARIADIC "any")
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'popug_payload'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION popug.payload("any") IS
+	'jsonb_build_object() of scalar key/value pairs, as event payloads use it';
+
 -- The append path other C code uses, callable from SQL for benchmarks and
 -- imports by the extension owner only: nobody else may forge events.
 CREATE FUNCTION popug.event_append(event_name text, event_version integer,
