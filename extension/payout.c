@@ -9,21 +9,22 @@
  * 1. Start: under popug's billing lock in exclusive mode (every payment
  *	  being applied holds it shared), insert D into popug.billing_day.  From
  *	  then on payments count on D + 1 or later, so what each account is owed
- *	  for D is fixed: its balance minus its payments of later days.  The
- *	  positive amounts go into popug.payout_due (with the address for the
- *	  mail); the workers in debt are counted for D's statistics.
- * 2. Batches: pay the next popug.payout_batch_size rows of payout_due, in
- *	  account order after billing_day.paid_upto, in one statement: a payout
- *	  row (primary key account and day), a 'payout' payment, the balance, a
- *	  PayoutMade event, and paid_upto moved past them.
- * 3. Close: when no row is left after paid_upto, empty payout_due, set
- *	  closed_at, the totals and D's money figures for statistics, and write
+ *	  for D is fixed: its balance minus its payments of later days, whenever
+ *	  it is read (a payment applied meanwhile moves both by the same amount).
+ * 2. Batches: walk the next popug.payout_batch_size balances, in account
+ *	  order after billing_day.paid_upto, and in one statement pay each
+ *	  account owed a positive amount: a payout row (primary key account and
+ *	  day), a 'payout' payment, the balance, a PayoutMade event; count the
+ *	  workers owing instead, for D's statistics; move paid_upto past the
+ *	  batch.
+ * 3. Close: when no balance is left after paid_upto, set closed_at, the
+ *	  totals and D's money figures for statistics, and write
  *	  BillingCycleClosed.
  *
  * A crash loses at most the batch in flight, which the next run redoes;
  * nobody is paid twice because paid_upto moves in the transaction that
  * pays, and the payout row's primary key would refuse a second payment
- * anyway.  Steps of concurrent runs (pg_cron and the scheduler worker, say)
+ * (failing the batch) anyway.  Steps of concurrent runs (pg_cron and the scheduler worker, say)
  * serialize on a transaction-level advisory lock.  Balances are updated in
  * account order, as accounting does, so the two never deadlock.
  *
@@ -54,37 +55,35 @@ static PopugPlan next_day_plan = {
 static PopugPlan exclusive_lock_plan = {
 	"SELECT popug.xact_lock(1, true)", 0, {}
 };
-/*
- * Starts day $1: what each account is owed for it (its balance minus its
- * payments of later days) goes into payout_due, and the workers owing
- * instead are counted for the day's statistics.
- */
+/* Starts day $1: from now on no payment lands on it. */
 static PopugPlan start_plan = {
-	"WITH owed AS ("
-	"  SELECT b.account_id, b.amount - COALESCE(l.later, 0) AS amount, a.role, a.email"
-	"    FROM popug.balance b JOIN popug.account a ON a.id = b.account_id"
-	"    LEFT JOIN (SELECT account_id, sum(credit - debit) AS later FROM popug.payment"
-	"                WHERE billing_day > $1 GROUP BY account_id) l USING (account_id)),"
-	" due AS ("
-	"  INSERT INTO popug.payout_due (day, account_id, amount, email)"
-	"  SELECT $1, account_id, amount, email FROM owed WHERE amount > 0) "
-	"INSERT INTO popug.billing_day (day, negative_workers) "
-	"SELECT $1, count(*) FROM owed WHERE amount < 0 AND role = 'worker'",
+	"INSERT INTO popug.billing_day (day, negative_workers) VALUES ($1, 0)",
 	1, {DATEOID}
 };
-/* The rows of payout_due for day $1 not paid yet: after paid_upto. */
+/* The balances not walked yet for day $1: after paid_upto. */
 #define DUE_LEFT \
-	" day = $1 AND account_id > (SELECT COALESCE(paid_upto, '00000000-0000-0000-0000-000000000000')" \
-	"                             FROM popug.billing_day WHERE day = $1)"
+	" account_id > (SELECT COALESCE(paid_upto, '00000000-0000-0000-0000-000000000000')" \
+	"                FROM popug.billing_day WHERE day = $1)"
 
+/*
+ * Pays the next $2 accounts for day $1.  The account row is looked up per
+ * account walked (a LATERAL subquery that cannot be flattened), so no plan
+ * ever scans every account for a batch.
+ */
 static PopugPlan batch_plan = {
-	"WITH batch AS ("
-	"  SELECT account_id, amount, email FROM popug.payout_due WHERE" DUE_LEFT
-	"   ORDER BY account_id LIMIT $2),"
+	"WITH walk AS ("
+	"  SELECT b.account_id, b.amount - COALESCE((SELECT sum(p.credit - p.debit) FROM popug.payment p"
+	"          WHERE p.account_id = b.account_id AND p.billing_day > $1), 0) AS owed"
+	"    FROM popug.balance b WHERE" DUE_LEFT
+	"   ORDER BY b.account_id LIMIT $2),"
+	" due AS ("
+	"  SELECT w.account_id, w.owed, a.email, a.role FROM walk w CROSS JOIN LATERAL"
+	"         (SELECT email, role FROM popug.account a WHERE a.id = w.account_id OFFSET 0) a"
+	"   WHERE w.owed <> 0),"
 	" paid AS ("
 	"  INSERT INTO popug.payout (account_id, billing_day, amount)"
-	"  SELECT account_id, $1, amount FROM batch"
-	"  ON CONFLICT DO NOTHING RETURNING account_id, amount),"
+	"  SELECT account_id, $1, owed FROM due WHERE owed > 0"
+	"  RETURNING account_id, amount),"
 	" payments AS ("
 	"  INSERT INTO popug.payment (id, account_id, kind, debit, description,"
 	"                             occurred_at, billing_day)"
@@ -98,20 +97,19 @@ static PopugPlan batch_plan = {
 	" totals AS ("
 	"  UPDATE popug.billing_day SET accounts_paid = accounts_paid + (SELECT count(*) FROM paid),"
 	"         total_paid = total_paid + COALESCE((SELECT sum(amount) FROM paid), 0),"
-	"         paid_upto = COALESCE((SELECT account_id FROM batch ORDER BY account_id DESC LIMIT 1), paid_upto)"
+	"         negative_workers = negative_workers"
+	"                            + (SELECT count(*) FROM due WHERE owed < 0 AND role = 'worker'),"
+	"         paid_upto = COALESCE((SELECT account_id FROM walk ORDER BY account_id DESC LIMIT 1), paid_upto)"
 	"   WHERE day = $1)"
 	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) "
-	"SELECT 'PayoutMade', 1, 'payout', b.account_id, popug.payload("
-	"  'account_id', b.account_id, 'email', b.email, 'billing_day', $1, 'amount', p.amount)"
-	"  FROM paid p JOIN batch b USING (account_id)",
+	"SELECT 'PayoutMade', 1, 'payout', account_id, popug.payload("
+	"  'account_id', account_id, 'email', email, 'billing_day', $1, 'amount', owed)"
+	"  FROM due WHERE owed > 0",
 	2, {DATEOID, INT4OID}
 };
 static PopugPlan batch_left_plan = {
-	"SELECT EXISTS (SELECT FROM popug.payout_due WHERE" DUE_LEFT ")",
+	"SELECT EXISTS (SELECT FROM popug.balance WHERE" DUE_LEFT ")",
 	1, {DATEOID}
-};
-static PopugPlan due_clear_plan = {
-	"DELETE FROM popug.payout_due WHERE day = $1", 1, {DATEOID}
 };
 /* Closes day $1, keeping its money figures: nothing can land on it now. */
 static PopugPlan close_plan = {
@@ -133,7 +131,7 @@ static PopugPlan step_plan = {
 	"SELECT popug.payout_step($1, $2)", 2, {DATEOID, INT4OID}
 };
 
-/* Closes day: payout_due emptied, its totals, closed_at and BillingCycleClosed. */
+/* Closes day: its totals, closed_at and BillingCycleClosed. */
 static void
 close_day(DateADT day)
 {
@@ -141,7 +139,6 @@ close_day(DateADT day)
 	bool		isnull;
 	PopugJson	js;
 
-	popug_exec(&due_clear_plan, &arg, NULL, false, 0);
 	popug_exec(&close_plan, &arg, NULL, false, 1);
 	pj_begin(&js);
 	pj_date(&js, "billing_day", arg);

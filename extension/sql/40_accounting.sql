@@ -34,7 +34,7 @@ CREATE TABLE popug.balance (
 	account_id		uuid PRIMARY KEY REFERENCES popug.account (id),
 	amount			numeric(14,2) NOT NULL DEFAULT 0,
 	updated_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
-);
+) WITH (fillfactor = 70);
 COMMENT ON TABLE popug.balance IS 'Each account''s balance: the sum of credit - debit of its payments';
 
 -- Tasks as accounting knows them, from TaskCreated v1 and v2 events.
@@ -54,7 +54,7 @@ CREATE TABLE popug.billing_day (
 	total_paid		numeric(14,2) NOT NULL DEFAULT 0,
 	paid_upto		uuid,			-- the last account paid, while the payout runs
 	-- the day's statistics (SPEC 7), final once its payout has started:
-	negative_workers bigint,		-- workers in debt at the end of the day (at the start)
+	negative_workers bigint,		-- workers in debt at the end of the day (as batches walk)
 	fees			numeric(14,2),	-- assignment fees charged (at the close)
 	rewards			numeric(14,2),	-- completion rewards credited
 	payouts			numeric(14,2),	-- paid out

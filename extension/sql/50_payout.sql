@@ -1,17 +1,5 @@
 -- Daily payout (SPEC 5).  See extension/payout.c for the steps.
 
--- What each account is owed for a day whose payout is running, frozen when
--- it starts; batches walk it in account order from billing_day.paid_upto,
--- and the close empties it.
-CREATE TABLE popug.payout_due (
-	day				date NOT NULL,
-	account_id		uuid NOT NULL,
-	amount			numeric(14,2) NOT NULL CHECK (amount > 0),
-	email			text NOT NULL,
-	PRIMARY KEY (day, account_id)
-);
-COMMENT ON TABLE popug.payout_due IS 'What each account is owed for a day whose payout is running';
-
 CREATE FUNCTION popug.payout_step(upto date, batch integer)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'popug_payout_step_sql'

@@ -67,7 +67,13 @@ def run_and_crash(day, crash):
     paid = q1("SELECT count(*) FROM popug.payout WHERE billing_day = %s", (day,))
     note("%d accounts paid before the crash" % paid)
     ok(0 < paid < expected(day)[0], "part of the day was paid")
-    is_(paid % BATCH, 0, "in whole committed batches")
+    upto = "(SELECT paid_upto FROM popug.billing_day WHERE day = %s)"
+    is_(q1("SELECT count(*) FROM popug.balance WHERE account_id <= " + upto, (day,)) % BATCH, 0,
+        "in whole committed batches of accounts")
+    is_(q1("SELECT count(*) FROM (SELECT account_id FROM popug.payment WHERE billing_day <= %s"
+           " AND NOT (kind = 'payout' AND billing_day = %s) GROUP BY 1 HAVING sum(credit - debit) > 0) x"
+           " WHERE account_id <= " + upto, (day, day, day)), paid,
+        "every account owed up to where the batches got was paid, and nobody after")
 
 
 def expected(day):
