@@ -35,6 +35,12 @@ ms_db() {
 	echo $(( (t1 - t0) / 1000000 ))
 }
 
+# settle DB: a checkpoint before a timed statement, so that each of the
+# figures compared starts with no dirty buffers or WAL left by the last.
+settle() {
+	q "$1" "CHECKPOINT" >/dev/null
+}
+
 # ms SQL...: the same in database popug.
 ms() {
 	ms_db popug "$@"
