@@ -25,10 +25,11 @@ CREATE INDEX payment_account_day_idx ON popug.payment (account_id, billing_day);
 CREATE INDEX payment_day_idx ON popug.payment (billing_day);
 COMMENT ON TABLE popug.payment IS 'Append-only audit log of money; id is a hash of the source event';
 -- account_id has no foreign key: a per-row RI check (a row lock on the
--- account) cost more than the payment itself.  Accounting checks each
--- batch's accounts with one anti-join and sets aside events naming unknown
--- ones; the payout pays only accounts that have a balance row, which does
--- have its foreign key; accounts are never deleted.
+-- account) cost more than the payment itself.  Every payment moves its
+-- account's balance in the same statement, and the balance does have its
+-- foreign key: a batch naming an unknown account fails, and accounting
+-- sets the event aside (see extension/accounting.c); the payout pays only
+-- accounts that have a balance row.  Accounts are never deleted.
 
 CREATE TABLE popug.balance (
 	account_id		uuid PRIMARY KEY REFERENCES popug.account (id),
