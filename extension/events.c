@@ -240,6 +240,8 @@ popug_payload(PG_FUNCTION_ARGS)
 		switch (pa->kinds[i + 1])
 		{
 			case PK_NUMERIC:
+				/* NaN and infinities are strings, as jsonb_build_object has them */
+				value = NumericGetDatum(DatumGetNumeric(value));
 				if (numeric_is_nan(DatumGetNumeric(value)) ||
 					numeric_is_inf(DatumGetNumeric(value)))
 					pj_text(&js, key, DatumGetCString(DirectFunctionCall1(numeric_out, value)));

@@ -24,9 +24,10 @@
  * A crash loses at most the batch in flight, which the next run redoes;
  * nobody is paid twice because paid_upto moves in the transaction that
  * pays, and the payout row's primary key would refuse a second payment
- * (failing the batch) anyway.  Steps of concurrent runs (pg_cron and the scheduler worker, say)
- * serialize on a transaction-level advisory lock.  Balances are updated in
- * account order, as accounting does, so the two never deadlock.
+ * (failing the batch) anyway.  Steps of concurrent runs (pg_cron and the
+ * scheduler worker, say) serialize on a transaction-level advisory lock.
+ * Balances are updated in account order, as accounting does, so the two
+ * never deadlock.
  *
  * popug.payout_run is a procedure that calls popug.payout_step and commits
  * after each step; the scheduler worker runs one step per pass.
