@@ -63,18 +63,24 @@ for clients in 1 8; do
 	row "task_complete/s, $clients client(s)" "${popug%.*}" "${base%.*}" "tx/s" ">= 0.80"
 done
 
-# latency of task_create: 10 active workers, then $MANY, in a database no
-# worker serves (the accounting worker's own work would be measured too)
-fresh_db popug_b >/dev/null || exit 1
-q popug_b "SELECT popug.account_create('bench_m', 'm@example.com', 'manager');
-	SELECT popug.account_create('bench_v' || i, 'v' || i || '@example.com', 'worker') FROM generate_series(1, 10) i" >/dev/null
+# latency of task_create: 10 active workers, then 10 + $MANY, each in a
+# fresh database no worker serves (the accounting worker's own work would
+# be measured too), so both start with no tasks or events
+workers_db() {	# workers_db N: a fresh popug_b with 10 + N workers
+	fresh_db popug_b >/dev/null || return 1
+	q popug_b "SELECT popug.account_create('bench_m', 'm@example.com', 'manager');
+		SELECT popug.account_create('bench_v' || i, 'v' || i || '@example.com', 'worker') FROM generate_series(1, 10) i;
+		WITH a AS (INSERT INTO popug.account (login, email, role)
+			SELECT 'bench_many' || i, 'many' || i || '@example.com', 'worker' FROM generate_series(1, $1) i RETURNING id),
+		  s AS (INSERT INTO popug.worker_slot (slot, account_id)
+			SELECT (SELECT n FROM popug.worker_pool) + row_number() OVER (), id FROM a)
+		UPDATE popug.worker_pool SET n = n + $1" >/dev/null || return 1
+	q popug_b "VACUUM ANALYZE popug.account, popug.worker_slot" >/dev/null
+	settle popug_b
+}
+workers_db 0 || exit 1
 few=$(tps popug_b 1 "$dir/create.sql" -U bench_m)
-q popug_b "WITH a AS (INSERT INTO popug.account (login, email, role)
-		SELECT 'bench_many' || i, 'many' || i || '@example.com', 'worker' FROM generate_series(1, $MANY) i RETURNING id),
-	  s AS (INSERT INTO popug.worker_slot (slot, account_id)
-		SELECT (SELECT n FROM popug.worker_pool) + row_number() OVER (), id FROM a)
-	UPDATE popug.worker_pool SET n = n + $MANY" >/dev/null || exit 1
-q popug_b "VACUUM ANALYZE popug.account, popug.worker_slot" >/dev/null
+workers_db "$MANY" || exit 1
 many=$(tps popug_b 1 "$dir/create.sql" -U bench_m)
 row "task_create latency, $(( MANY + 10 )) workers vs 10" \
 	"$(awk -v t="$many" 'BEGIN { printf "%.3f", 1000 / t }')" \
