@@ -225,6 +225,7 @@ popug_payload(PG_FUNCTION_ARGS)
 		Datum		value = PG_GETARG_DATUM(i + 1);
 		const char *key;
 		JsonbValue	v;
+		Numeric		num;
 
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
@@ -240,13 +241,13 @@ popug_payload(PG_FUNCTION_ARGS)
 		switch (pa->kinds[i + 1])
 		{
 			case PK_NUMERIC:
+				num = DatumGetNumeric(value);
 				/* NaN and infinities are strings, as jsonb_build_object has them */
-				value = NumericGetDatum(DatumGetNumeric(value));
-				if (numeric_is_nan(DatumGetNumeric(value)) ||
-					numeric_is_inf(DatumGetNumeric(value)))
-					pj_text(&js, key, DatumGetCString(DirectFunctionCall1(numeric_out, value)));
+				if (numeric_is_nan(num) || numeric_is_inf(num))
+					pj_text(&js, key, DatumGetCString(DirectFunctionCall1(numeric_out,
+																		  NumericGetDatum(num))));
 				else
-					pj_numeric(&js, key, value);
+					pj_numeric(&js, key, NumericGetDatum(num));
 				break;
 			case PK_INTEGER:
 				pj_int(&js, key, pa->types[i + 1] == INT8OID ? DatumGetInt64(value)

@@ -62,7 +62,7 @@ static PopugPlan start_plan = {
 	1, {DATEOID}
 };
 /* The balances not walked yet for day $1: after paid_upto. */
-#define DUE_LEFT \
+#define WALK_LEFT \
 	" account_id > (SELECT COALESCE(paid_upto, '00000000-0000-0000-0000-000000000000')" \
 	"                FROM popug.billing_day WHERE day = $1)"
 
@@ -75,7 +75,7 @@ static PopugPlan batch_plan = {
 	"WITH walk AS ("
 	"  SELECT b.account_id, b.amount - COALESCE((SELECT sum(p.credit - p.debit) FROM popug.payment p"
 	"          WHERE p.account_id = b.account_id AND p.billing_day > $1), 0) AS owed"
-	"    FROM popug.balance b WHERE" DUE_LEFT
+	"    FROM popug.balance b WHERE" WALK_LEFT
 	"   ORDER BY b.account_id LIMIT $2),"
 	" due AS ("
 	"  SELECT w.account_id, w.owed, a.email, a.role FROM walk w CROSS JOIN LATERAL"
@@ -109,7 +109,7 @@ static PopugPlan batch_plan = {
 	2, {DATEOID, INT4OID}
 };
 static PopugPlan batch_left_plan = {
-	"SELECT EXISTS (SELECT FROM popug.balance WHERE" DUE_LEFT ")",
+	"SELECT EXISTS (SELECT FROM popug.balance WHERE" WALK_LEFT ")",
 	1, {DATEOID}
 };
 /* Closes day $1, keeping its money figures: nothing can land on it now. */
