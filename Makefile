@@ -8,15 +8,20 @@
 #                   scripted day (see demo/run.sh)
 #   make bench      benchmarks, each beside its baseline (see bench/run.sh)
 
-EXTVERSION = 0.1
+EXTVERSION = 0.2
 
 MODULE_big = popug
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c workers/*.c)))
 
-# The install script is generated from extension/sql/*.sql, concatenated in
-# name order, so each feature keeps its schema next to the others.
+# The install script of the current version is generated from
+# extension/sql/*.sql, concatenated in name order, so each feature keeps its
+# schema next to the others.  Released install scripts are kept as they
+# were released (extension/released lists them with their checksums) and
+# every later change ships as an upgrade script popug--A--B.sql: see
+# "Releasing a version" in README.md.
 MODULEDIR = extension
-DATA = extension/popug.control
+DATA = extension/popug.control $(filter-out extension/popug--$(EXTVERSION).sql,\
+	$(wildcard extension/popug--*.sql))
 DATA_built = extension/popug--$(EXTVERSION).sql
 SQL_PARTS = $(sort $(wildcard extension/sql/*.sql))
 

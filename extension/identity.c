@@ -47,8 +47,10 @@ static PopugPlan deactivate_plan = {
 	"UPDATE popug.account SET active = false, updated_at = now() WHERE id = $1",
 	1, {UUIDOID}
 };
+/* Locks the pool's one row, making it on the first worker's arrival. */
 static PopugPlan pool_lock_plan = {
-	"SELECT n FROM popug.worker_pool FOR UPDATE", 0, {}
+	"INSERT INTO popug.worker_pool DEFAULT VALUES ON CONFLICT (one) DO UPDATE SET n = popug.worker_pool.n RETURNING n",
+	0, {}
 };
 static PopugPlan pool_exclusive_plan = {
 	"SELECT popug.xact_lock(3, true)", 0, {}

@@ -36,7 +36,7 @@ static PopugPlan pool_shared_plan = {
 	"SELECT popug.xact_lock(3, false)", 0, {}
 };
 static PopugPlan pool_size_plan = {
-	"SELECT n FROM popug.worker_pool", 0, {}
+	"SELECT COALESCE((SELECT n FROM popug.worker_pool), 0)", 0, {}
 };
 static PopugPlan pick_plan = {
 	"SELECT account_id FROM popug.worker_slot WHERE slot = $1", 1, {INT4OID}

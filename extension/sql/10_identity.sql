@@ -17,11 +17,12 @@ COMMENT ON TABLE popug.account IS 'popug accounts; login is the PostgreSQL role 
 -- random worker is one random slot number and one primary-key lookup, the
 -- same cost for 10 or 1,000,000 workers.  Account changes keep it dense by
 -- moving the last slot into a freed one, under the worker_pool row lock.
+-- The row is made by the first worker's arrival (no row: no workers), so
+-- that a restored dump brings its own.
 CREATE TABLE popug.worker_pool (
 	one			boolean PRIMARY KEY DEFAULT true CHECK (one),
 	n			integer NOT NULL DEFAULT 0 CHECK (n >= 0)
 );
-INSERT INTO popug.worker_pool DEFAULT VALUES;
 
 CREATE TABLE popug.worker_slot (
 	slot		integer PRIMARY KEY CHECK (slot > 0),
