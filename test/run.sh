@@ -124,4 +124,23 @@ for f in test/integration/*.sh test/integration/*.py; do
 	cluster_wait || { cluster_start; cluster_wait; }
 done
 
+# TAP tests on PostgreSQL's own framework (PostgreSQL::Test::Cluster): each
+# starts the nodes it needs (standbys, a second cluster, an old version),
+# so they run as the postgres user, in a directory it owns.
+log "TAP (PostgreSQL::Test::Cluster)"
+PGXS_DIR=$STAGE/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
+for f in test/tap/*.pl; do
+	[ -e "$f" ] || continue
+	selected "tap/$(basename "$f")" || continue
+	out=$WORK/$(basename "$f").out
+	tapdir=$WORK/tap/$(basename "$f" .pl)
+	mkdir -p "$tapdir"
+	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$WORK/tap"
+	(cd "$tapdir" && as_pg timeout 1500 env PATH="$PG_BIN:$PATH" PGHOST= PGPORT= PGDATA= \
+		TESTDIR="$tapdir" PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
+		POPUG_ROOT="$POPUG_ROOT" POPUG_STAGE="$STAGE" PYTHON="$PYTHON" \
+		prove -v -I "$PGXS_DIR/src/test/perl" -I "$POPUG_ROOT/test/tap" "$POPUG_ROOT/$f") >"$out" 2>&1
+	count "$f" "$out" $?
+done
+
 finish
