@@ -21,3 +21,16 @@ SELECT pg_catalog.pg_extension_config_dump('popug.billing_day', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.payout', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.mail', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.mail_id_seq', '');
+
+-- Hardening (input and views): every view is a security barrier, so that a
+-- function in a caller's WHERE clause sees only the rows the view lets
+-- through (SPEC 9).
+ALTER VIEW popug.accounts SET (security_barrier);
+ALTER VIEW popug.consumer_lag SET (security_barrier);
+ALTER VIEW popug.worker_status SET (security_barrier);
+ALTER VIEW popug.my_tasks SET (security_barrier);
+ALTER VIEW popug.tasks SET (security_barrier);
+ALTER VIEW popug.my_balance SET (security_barrier);
+ALTER VIEW popug.my_audit_log SET (security_barrier);
+ALTER VIEW popug.audit_log SET (security_barrier);
+ALTER VIEW popug.mails SET (security_barrier);

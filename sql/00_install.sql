@@ -28,6 +28,12 @@ SELECT c.relname, c.relacl
   FROM pg_class c
  WHERE c.relnamespace = 'popug'::regnamespace AND c.relkind = 'r'
    AND c.relacl::text LIKE '%=%/%' AND aclcontains(c.relacl, makeaclitem(0, c.relowner, 'SELECT', false));
+-- every view is a security barrier (SPEC 9: a function in a caller's
+-- WHERE clause sees only the rows the view lets through)
+SELECT c.relname, c.reloptions
+  FROM pg_class c
+ WHERE c.relnamespace = 'popug'::regnamespace AND c.relkind = 'v'
+   AND NOT coalesce(c.reloptions @> '{security_barrier=true}', false);
 DROP EXTENSION popug;
 SELECT count(*) AS schemas_left FROM pg_namespace WHERE nspname = 'popug';
 SELECT count(*) AS types_left FROM pg_type WHERE typname = 'role' AND typnamespace::regnamespace::text = 'popug';

@@ -3,7 +3,9 @@
 
 -- Everything lives in schema popug, a member of the extension.  Every function and view is granted to PUBLIC on purpose:
 -- the functions decide, from the caller's account, what each caller may do,
--- and the views filter rows by the caller's role.  Tables are never granted:
+-- and the views filter rows by the caller's role.  Every view is a
+-- security_barrier, so that a function in a caller's WHERE clause sees only
+-- the rows the view lets through.  Tables are never granted:
 -- they are written only by popug's C code, which runs table access as the
 -- extension owner after it has captured the caller's identity.
 CREATE SCHEMA popug;

@@ -71,7 +71,7 @@ AS 'MODULE_PATHNAME', 'popug_caller_role'
 LANGUAGE C STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.caller_role() IS 'The calling role''s popug role, or NULL without an active account';
 
-CREATE VIEW popug.accounts AS
+CREATE VIEW popug.accounts WITH (security_barrier) AS
 	SELECT a.id, a.login, a.email, a.role, a.full_name, a.active, a.created_at
 	  FROM popug.account a
 	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.<>) 'worker'::popug.role

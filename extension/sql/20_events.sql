@@ -88,7 +88,7 @@ REVOKE ALL ON FUNCTION popug.event_append(text, integer, text, uuid, jsonb) FROM
 COMMENT ON FUNCTION popug.event_append(text, integer, text, uuid, jsonb) IS
 	'Appends one event in the current transaction (extension owner only)';
 
-CREATE VIEW popug.consumer_lag AS
+CREATE VIEW popug.consumer_lag WITH (security_barrier) AS
 	SELECT c.name AS consumer,
 		   (SELECT pg_catalog.count(*)
 			  FROM popug.event e
@@ -112,7 +112,7 @@ LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.worker_status_rows() IS
 	'Background workers as seen in shared memory (rows for admins, superusers and pg_monitor only)';
 
-CREATE VIEW popug.worker_status AS
+CREATE VIEW popug.worker_status WITH (security_barrier) AS
 	SELECT w.* FROM popug.worker_status_rows() w;
 COMMENT ON VIEW popug.worker_status IS 'popug background workers: pid, state, last run, work done, last error (admins, pg_monitor)';
 GRANT SELECT ON popug.worker_status TO PUBLIC;

@@ -43,7 +43,7 @@ LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.tasks_shuffle() IS
 	'Reassigns every open task to a uniformly random active worker; returns how many (admins, managers)';
 
-CREATE VIEW popug.my_tasks AS
+CREATE VIEW popug.my_tasks WITH (security_barrier) AS
 	SELECT t.id, t.jira_id, t.title, t.description, t.status, t.assign_fee,
 		   t.complete_reward, t.created_at, t.completed_at
 	  FROM popug.task t
@@ -51,7 +51,7 @@ CREATE VIEW popug.my_tasks AS
 COMMENT ON VIEW popug.my_tasks IS 'The caller''s tasks, open and done';
 GRANT SELECT ON popug.my_tasks TO PUBLIC;
 
-CREATE VIEW popug.tasks AS
+CREATE VIEW popug.tasks WITH (security_barrier) AS
 	SELECT t.id, t.jira_id, t.title, t.description, t.status, t.assign_fee,
 		   t.complete_reward, t.assignee_id, t.created_by, t.created_at, t.completed_at
 	  FROM popug.task t

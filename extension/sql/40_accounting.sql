@@ -105,14 +105,14 @@ LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.payments_apply(integer) IS
 	'Drains the accounting consumer as the accounting worker does; returns the payments written (admins, accountants)';
 
-CREATE VIEW popug.my_balance AS
+CREATE VIEW popug.my_balance WITH (security_barrier) AS
 	SELECT a.id AS account_id, COALESCE(b.amount, 0::numeric(14,2)) AS amount, b.updated_at
 	  FROM popug.account a LEFT JOIN popug.balance b ON b.account_id OPERATOR(pg_catalog.=) a.id
 	 WHERE a.id OPERATOR(pg_catalog.=) (SELECT popug.caller_account_id());
 COMMENT ON VIEW popug.my_balance IS 'The caller''s balance';
 GRANT SELECT ON popug.my_balance TO PUBLIC;
 
-CREATE VIEW popug.my_audit_log AS
+CREATE VIEW popug.my_audit_log WITH (security_barrier) AS
 	SELECT p.id, p.applied_at, p.billing_day, p.kind, p.debit, p.credit, p.description,
 		   p.task_id, t.jira_id, t.title AS task_title, p.occurred_at
 	  FROM popug.payment p LEFT JOIN popug.ledger_task t ON t.task_id OPERATOR(pg_catalog.=) p.task_id
@@ -121,7 +121,7 @@ CREATE VIEW popug.my_audit_log AS
 COMMENT ON VIEW popug.my_audit_log IS 'The caller''s payments, newest first, with the task title';
 GRANT SELECT ON popug.my_audit_log TO PUBLIC;
 
-CREATE VIEW popug.audit_log AS
+CREATE VIEW popug.audit_log WITH (security_barrier) AS
 	SELECT p.id, p.applied_at, p.billing_day, p.account_id, a.login, p.kind, p.debit, p.credit,
 		   p.description, p.task_id, t.jira_id, t.title AS task_title, p.occurred_at, p.event_id
 	  FROM popug.payment p

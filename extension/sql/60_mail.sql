@@ -25,7 +25,7 @@ LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.mail_dispatch(integer) IS
 	'Queues new payout mail and sends up to max_mails due mails now; returns how many were delivered (admins)';
 
-CREATE VIEW popug.mails AS
+CREATE VIEW popug.mails WITH (security_barrier) AS
 	SELECT m.id, m.account_id, m.to_addr, m.subject, m.status, m.attempts, m.next_attempt_at,
 		   m.last_error, m.created_at, m.sent_at
 	  FROM popug.mail m
