@@ -20,10 +20,10 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
-#define MAX_EMAIL_LEN 254
 #define MAX_NAME_LEN 255
 
 static PopugPlan login_taken_plan = {
@@ -85,39 +85,36 @@ require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 				 errmsg("%s must not be null", name)));
 }
 
-/* True when s contains a control character (CR and LF among them). */
-static bool
-has_control_char(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char) *s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
 /*
- * Checks an email address: one '@', a non-empty local part, a dotted
- * domain, and nothing that could break a mail header or address.
+ * Checks account_create's arguments before anything is read or written: a
+ * login of one line, an address mail can be sent to, a full name of one
+ * line.  That the login's role exists (42704) and has no account yet
+ * (23505) is checked after.
  */
 static void
-check_email(const char *email)
+check_account_input(const char *login, const char *email, const char *full_name)
 {
-	const char *at = strchr(email, '@');
-	const char *dot = at ? strrchr(at, '.') : NULL;
-	bool		ok = true;
+	const char *problem;
 
-	if (strlen(email) > MAX_EMAIL_LEN || at == NULL || at == email ||
-		strchr(at + 1, '@') != NULL || dot == NULL || dot == at + 1 ||
-		dot[1] == '\0' || has_control_char(email))
-		ok = false;
-	for (const char *p = email; ok && *p; p++)
-		if (strchr(" \t<>()[]\\,;:\"", *p) != NULL)
-			ok = false;
-	if (!ok)
+	problem = login[0] == '\0' ? "It is empty." : popug_text_problem(login, false);
+	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("malformed email address \"%s\"", email),
-				 errhint("Use a plain address such as name@example.com.")));
+				 errmsg("invalid login %s", popug_quote(login)),
+				 errdetail_internal("%s", problem),
+				 errhint("A login is the name of the PostgreSQL role that acts as the account.")));
+	popug_check_email(email);
+	if (full_name == NULL)
+		return;
+	problem = pg_mbstrlen(full_name) > MAX_NAME_LEN ?
+		psprintf("It has more than %d characters.", MAX_NAME_LEN) :
+		popug_text_problem(full_name, false);
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid full name %s", popug_quote(full_name)),
+				 errdetail_internal("%s", problem),
+				 errhint("A full name is one line of at most %d characters.", MAX_NAME_LEN)));
 }
 
 /* Appends a worker to the pool. */
@@ -197,25 +194,19 @@ popug_account_create(PG_FUNCTION_ARGS)
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN, true, "create accounts");
 
-	if (login[0] == '\0' || has_control_char(login))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid login \"%s\"", login),
-				 errhint("A login is the name of the PostgreSQL role that acts as the account.")));
-	check_email(email);
-	if (full_name &&
-		(pg_mbstrlen(full_name) > MAX_NAME_LEN || has_control_char(full_name)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid full name"),
-				 errdetail("A full name has at most %d characters and no control characters.",
-						   MAX_NAME_LEN)));
+	check_account_input(login, email, full_name);
 
 	args[0] = PG_GETARG_DATUM(0);
 	if (popug_exec(&login_taken_plan, args, NULL, true, 1) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("popug account with login \"%s\" already exists", login)));
+	if (!OidIsValid(get_role_oid(login, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role \"%s\" does not exist", login),
+				 errdetail("An account's login is the PostgreSQL role that acts as the account."),
+				 errhint("Create the role first: CREATE ROLE %s LOGIN;", quote_identifier(login))));
 
 	popug_make_uuid(id);
 	args[0] = UUIDPGetDatum(id);

@@ -110,7 +110,11 @@ static PopugPlan prune_plan = {
 	1, {INT4OID}
 };
 
-/* Check hook: popug.smtp_url is empty, smtp:// or smtps://. */
+/*
+ * Check hook: popug.smtp_url is empty, or an smtp:// or smtps:// URL with
+ * no spaces, control characters or credentials: every role can read it in
+ * pg_settings.
+ */
 static bool
 check_smtp_url(char **newval, void **extra, GucSource source)
 {
@@ -129,36 +133,45 @@ check_smtp_url(char **newval, void **extra, GucSource source)
 			GUC_check_errdetail("The URL must not contain spaces or control characters.");
 			return false;
 		}
+	if (strchr(url, '@') != NULL)
+	{
+		GUC_check_errdetail("The URL must not contain credentials (user:password@): every role can read popug.smtp_url.");
+		GUC_check_errhint("Set popug.smtp_user and popug.smtp_password instead; only superusers can read the password.");
+		return false;
+	}
 	return true;
 }
 
 /*
- * Whether s is a plain address: one '@', no spaces, brackets or control
- * characters (CR and LF among them), so it is safe in a header.
+ * Check hook: popug.smtp_password is not stored where every role can read
+ * it.  ALTER ROLE ... SET and ALTER DATABASE ... SET (pg_db_role_setting)
+ * and a function's SET clause (pg_proc) validate it with source
+ * PGC_S_TEST; postgresql.conf, ALTER SYSTEM and SET do not.
  */
 static bool
-safe_address(const char *s)
+check_smtp_password(char **newval, void **extra, GucSource source)
 {
-	const char *at;
-
-	if (s == NULL || strlen(s) > 254)
-		return false;
-	at = strchr(s, '@');
-	if (at == NULL || at == s || at[1] == '\0' || strchr(at + 1, '@'))
-		return false;
-	for (const char *p = s; *p; p++)
-		if ((unsigned char) *p <= ' ' || *p == 0x7f || strchr("<>()[]\\,;:\"", *p))
-			return false;
-	return true;
+	if (source != PGC_S_TEST || *newval == NULL || (*newval)[0] == '\0')
+		return true;
+	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+	GUC_check_errmsg("popug.smtp_password cannot be stored for a role, a database or a function");
+	GUC_check_errdetail("Those settings are readable by every role.");
+	GUC_check_errhint("Set it in postgresql.conf or with ALTER SYSTEM.");
+	return false;
 }
 
 /* Check hook: popug.smtp_from is empty or a plain address. */
 static bool
 check_smtp_from(char **newval, void **extra, GucSource source)
 {
-	if (*newval == NULL || (*newval)[0] == '\0' || safe_address(*newval))
+	const char *problem;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
 		return true;
-	GUC_check_errdetail("popug.smtp_from must be a plain address such as popug@example.com.");
+	problem = popug_email_problem(*newval, false);
+	if (problem == NULL)
+		return true;
+	GUC_check_errdetail("popug.smtp_from must be a plain address such as popug@example.com. %s", problem);
 	return false;
 }
 
@@ -178,7 +191,8 @@ popug_mail_settings(void)
 							   &popug_smtp_user, "", PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("popug.smtp_password", "SMTP password.", NULL,
 							   &popug_smtp_password, "", PGC_SUSET,
-							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, check_smtp_password,
+							   NULL, NULL);
 	DefineCustomBoolVariable("popug.smtp_starttls",
 							 "Require STARTTLS on smtp:// URLs (smtps:// is TLS from the start).", NULL,
 							 &popug_smtp_starttls, false, PGC_SUSET, 0, NULL, NULL, NULL);
@@ -206,15 +220,18 @@ queue_mail(Datum event_id, Datum payload)
 	Jsonb	   *jb = DatumGetJsonbP(payload);
 	JsonbValue	key;
 	JsonbValue *email;
+	const char *problem = "The payload has no email.";
 
 	key.type = jbvString;
 	key.val.string.val = "email";
 	key.val.string.len = 5;
 	email = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &key);
-	if (email == NULL || email->type != jbvString ||
-		!safe_address(pnstrdup(email->val.string.val, email->val.string.len)))
+	if (email != NULL && email->type == jbvString)
+		problem = popug_email_problem(pnstrdup(email->val.string.val, email->val.string.len),
+									  true);
+	if (problem != NULL)
 	{
-		args[2] = CStringGetTextDatum("invalid recipient address: refused, it could break the mail headers");
+		args[2] = CStringGetTextDatum(psprintf("invalid recipient address, not sent: %s", problem));
 		nulls[2] = ' ';
 	}
 	args[0] = event_id;

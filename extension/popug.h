@@ -85,6 +85,14 @@ extern char *popug_get_text(int row, int col);
 extern void popug_make_uuid(pg_uuid_t *out);
 extern DateADT popug_today(void);
 
+/* ---- checks of input, shared by the features (input.c) ---- */
+extern char *popug_trim(char *s);
+extern const char *popug_text_problem(const char *s, bool paragraphs);
+extern char *popug_quote(const char *s);
+extern const char *popug_email_problem(const char *addr, bool dotted_domain);
+extern void popug_check_email(const char *addr);
+extern void popug_check_day(DateADT day, const char *name);
+
 /* ---- events (events.c) ---- */
 typedef struct PopugJson
 {

@@ -109,22 +109,33 @@ static PopugPlan expensive_plan = {
 	2, {DATEOID, DATEOID}
 };
 
-/* Checks a range of days: both given, in order, not too long. */
+/*
+ * Checks a range of days: both given, finite and within popug's days (see
+ * input.c), in order, not too long.
+ */
 static void
 check_range(FunctionCallInfo fcinfo)
 {
+	DateADT		from,
+				to;
+
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("from_day and to_day must not be null")));
-	if (PG_GETARG_DATEADT(0) > PG_GETARG_DATEADT(1))
+	from = PG_GETARG_DATEADT(0);
+	to = PG_GETARG_DATEADT(1);
+	popug_check_day(from, "from_day");
+	popug_check_day(to, "to_day");
+	if (from > to)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("from_day is after to_day")));
-	if (PG_GETARG_DATEADT(1) - PG_GETARG_DATEADT(0) >= MAX_RANGE_DAYS)
+	if ((int64) to - from >= MAX_RANGE_DAYS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a range of statistics may span at most %d days", MAX_RANGE_DAYS)));
+				 errmsg("a range of statistics may span at most %d days", MAX_RANGE_DAYS),
+				 errhint("Ask for several shorter ranges.")));
 }
 
 /* Copies the rows of the last SPI result into the SRF's tuplestore. */
@@ -183,6 +194,8 @@ popug_stats_day(PG_FUNCTION_ARGS)
 	PopugCall	call;
 	Datum		day;
 
+	if (!PG_ARGISNULL(0))
+		popug_check_day(PG_GETARG_DATEADT(0), "day");
 	InitMaterializedSRF(fcinfo, 0);
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "read statistics");

@@ -99,39 +99,59 @@ random_price(int64 lo_cents, int64 hi_cents)
 							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 }
 
-/* Trims ASCII whitespace at both ends, in place. */
-static char *
-trim(char *s)
-{
-	char	   *end;
-
-	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-		s++;
-	end = s + strlen(s);
-	while (end > s && (end[-1] == ' ' || end[-1] == '\t' ||
-					   end[-1] == '\n' || end[-1] == '\r'))
-		*--end = '\0';
-	return s;
-}
-
-/* Checks a title (SPEC 2): 1-255 characters, no brackets. */
+/*
+ * Checks a title (SPEC 2), trimmed of blanks at both ends: 1-255
+ * characters of one line, no brackets.  A title of nothing but spaces or
+ * invisible characters trims to nothing.
+ */
 static void
 check_title(const char *title)
 {
 	int			len = pg_mbstrlen(title);
+	const char *problem;
 
 	if (len < 1 || len > MAX_TITLE_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("task title must have 1 to %d characters", MAX_TITLE_LEN),
-				 errdetail("The trimmed title has %d.", len),
+				 errdetail("Without the spaces and invisible characters at its ends, the title has %d.", len),
 				 errhint("Put details in the description.")));
+	problem = popug_text_problem(title, false);
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("task title must be one line of text"),
+				 errdetail_internal("%s", problem),
+				 errhint("Put details in the description; it may have line breaks and tabs.")));
 	if (strpbrk(title, "[]") != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("task title must not contain \"[\" or \"]\""),
-				 errdetail("Title: \"%s\".", title),
+				 errdetail("Title: %s.", popug_quote(title)),
 				 errhint("Put a Jira id in jira_id, e.g. popug.task_create('Fix login', '', 'POPUG-42').")));
+}
+
+/*
+ * Checks a description: at most MAX_DESCRIPTION_LEN characters of
+ * paragraphs (line breaks and tabs, no other control characters).
+ */
+static void
+check_description(const char *description)
+{
+	const char *problem;
+
+	if (pg_mbstrlen(description) > MAX_DESCRIPTION_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("task description must have at most %d characters",
+						MAX_DESCRIPTION_LEN)));
+	problem = popug_text_problem(description, true);
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("task description has a character that cannot be shown"),
+				 errdetail_internal("%s", problem),
+				 errhint("A description may have line breaks and tabs, but no other control characters.")));
 }
 
 /* Checks a Jira id: ^[A-Z][A-Z0-9]*-[0-9]+$ */
@@ -153,8 +173,9 @@ check_jira_id(const char *jira_id)
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("malformed Jira id \"%s\"", jira_id),
-				 errhint("A Jira id is a project key, a dash and a number, e.g. POPUG-42.")));
+				 errmsg("malformed Jira id %s", popug_quote(jira_id)),
+				 errhint("A Jira id is a project key (capital letters and digits), a dash and a number, e.g. POPUG-42, in at most %d characters.",
+						 MAX_JIRA_ID_LEN)));
 }
 
 /*
@@ -205,7 +226,7 @@ popug_task_create(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("task title must not be null")));
-	title = trim(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	title = popug_trim(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	if (!PG_ARGISNULL(1))
 		description = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (!PG_ARGISNULL(2))
@@ -214,11 +235,7 @@ popug_task_create(PG_FUNCTION_ARGS)
 	popug_begin(&call);
 	popug_require(&call, POPUG_ANY_ROLE, false, "create tasks");
 	check_title(title);
-	if (pg_mbstrlen(description) > MAX_DESCRIPTION_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("task description must have at most %d characters",
-						MAX_DESCRIPTION_LEN)));
+	check_description(description);
 	if (jira_id)
 		check_jira_id(jira_id);
 

@@ -48,4 +48,6 @@ SELECT popug.account_create('x', 'x@example.com', 'worker');
 RESET ROLE;
 SELECT popug.account_create('regress_nobody', 'nobody@example', 'worker');
 \echo :LAST_ERROR_SQLSTATE
+SELECT popug.account_create('regress_no_such_role', 'nobody@example.com', 'worker');
+\echo :LAST_ERROR_SQLSTATE
 DROP ROLE regress_nobody;
