@@ -301,23 +301,31 @@ check_timezone(char **newval, void **extra, GucSource source)
 	return true;
 }
 
-/* Check hook: popug.payout_at is HH:MM, or empty to disable. */
+/* Whether c is an ASCII digit, whatever the locale. */
+static bool
+is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/*
+ * Check hook: popug.payout_at is empty (disabled) or exactly HH:MM, 00:00
+ * to 23:59, as the scheduler compares it with the time of day on every
+ * pass.
+ */
 static bool
 check_payout_at(char **newval, void **extra, GucSource source)
 {
-	int			h,
-				m;
-	char		tail;
+	const char *v = *newval;
 
-	if (*newval == NULL || (*newval)[0] == '\0')
+	if (v == NULL || v[0] == '\0')
 		return true;
-	if (sscanf(*newval, "%d:%d%c", &h, &m, &tail) != 2 ||
-		h < 0 || h > 23 || m < 0 || m > 59)
-	{
-		GUC_check_errdetail("popug.payout_at must be a time of day as HH:MM, or empty to disable.");
-		return false;
-	}
-	return true;
+	if (strlen(v) == 5 && is_digit(v[0]) && is_digit(v[1]) && v[2] == ':' &&
+		is_digit(v[3]) && is_digit(v[4]) &&
+		(v[0] - '0') * 10 + (v[1] - '0') <= 23 && v[3] <= '5')
+		return true;
+	GUC_check_errdetail("popug.payout_at must be a time of day as HH:MM, from 00:00 to 23:59, or empty to disable the scheduled payout.");
+	return false;
 }
 
 /* Registers one background worker with the postmaster. */
