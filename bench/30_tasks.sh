@@ -11,6 +11,9 @@ chmod 755 "$dir"
 
 bench_role bench_m
 bench_role bench_w
+bench_roles bench_w 10
+bench_roles bench_v 10
+bench_roles bench_x 1000
 q popug "SELECT popug.account_create('bench_m', 'm@example.com', 'manager');
 	SELECT popug.account_create('bench_w', 'w@example.com', 'worker');
 	SELECT popug.account_create('bench_w' || i, 'w' || i || '@example.com', 'worker') FROM generate_series(2, 10) i;

@@ -63,6 +63,7 @@ row "same, beside the bare statements plus their TransactionApplied events" $(( 
 
 # balance lag with the worker running under 8-client task_create load
 bench_role bench_m
+bench_roles bench_w 10
 q popug "SELECT popug.account_create('bench_m', 'm@example.com', 'manager');
 	SELECT popug.account_create('bench_w' || i, 'w' || i || '@example.com', 'worker') FROM generate_series(1, 10) i" >/dev/null
 dir=$(mktemp -d)

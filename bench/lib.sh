@@ -51,3 +51,12 @@ ms() {
 bench_role() {
 	q postgres "DO \$\$BEGIN CREATE ROLE $1 LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END\$\$" >/dev/null
 }
+
+# bench_roles PREFIX N: login roles PREFIX1 .. PREFIXN, as bench_role makes
+# them (an account's login must name a role).
+bench_roles() {
+	q postgres "DO \$\$BEGIN FOR i IN 1..$2 LOOP
+		IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$1' || i) THEN
+			EXECUTE format('CREATE ROLE %I LOGIN', '$1' || i);
+		END IF; END LOOP; END\$\$" >/dev/null
+}
