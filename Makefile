@@ -4,6 +4,8 @@
 #   make install    install into the PostgreSQL that pg_config names
 #   make test       install what is missing, then run every test on a
 #                   throwaway cluster (see test/run.sh)
+#   make sanitize   the same with popug built with AddressSanitizer and
+#                   UndefinedBehaviorSanitizer; fails on any report
 #   make demo       a local cluster with workers, an SMTP catcher and a
 #                   scripted day (see demo/run.sh)
 #   make bench      benchmarks, each beside its baseline (see bench/run.sh)
@@ -32,7 +34,20 @@ PG_CPPFLAGS = -I$(srcdir)/extension
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK = -lcurl
-EXTRA_CLEAN = extension/popug--$(EXTVERSION).sql
+EXTRA_CLEAN = extension/popug--$(EXTVERSION).sql .build-flavor
+
+# POPUG_SANITIZE=1 builds popug with AddressSanitizer and
+# UndefinedBehaviorSanitizer.  PostgreSQL itself is not instrumented: the
+# server must run with the ASan runtime preloaded (test/run.sh does that
+# when POPUG_SANITIZE=1).  PostgreSQL compiles with -fwrapv, which makes
+# signed overflow defined and so invisible to UBSan; popug's code must not
+# rely on it, and is checked without it.  The objects are rebuilt when the
+# flavor changes.
+BUILD_FLAVOR = $(if $(filter 1,$(POPUG_SANITIZE)),sanitize,plain)
+ifeq ($(BUILD_FLAVOR),sanitize)
+PG_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-wrapv
+SHLIB_LINK += -fsanitize=address,undefined
+endif
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -51,11 +66,17 @@ endif
 extension/popug--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $(SQL_PARTS) > $@
 
-$(OBJS): extension/popug.h
+# .build-flavor names the flavor of the objects; it is rewritten (and so
+# newer than them) when the flavor changes
+$(shell echo $(BUILD_FLAVOR) | cmp -s - .build-flavor || echo $(BUILD_FLAVOR) > .build-flavor)
+$(OBJS): extension/popug.h .build-flavor
 
-.PHONY: test demo bench
+.PHONY: test sanitize demo bench
 test:
 	bash test/run.sh
+
+sanitize:
+	POPUG_SANITIZE=1 bash test/run.sh
 
 demo:
 	bash demo/run.sh

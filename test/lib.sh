@@ -53,6 +53,41 @@ stage_install() {
 	chmod -R a+rX "$STAGE"
 }
 
+# sanitize_server: makes the staged postgres a wrapper that runs the real
+# one with the AddressSanitizer runtime preloaded (popug.so is built with
+# ASan and UBSan when POPUG_SANITIZE=1; PostgreSQL is not, so the runtime
+# must come first, with test/asan_preload.c to let it start).  Reports go
+# to the server's stderr, its log.  Leak detection is off: PostgreSQL frees
+# by memory context and at exit, not allocation by allocation.
+sanitize_server() {
+	local real=$PG_BIN/postgres.real shim=$PG_BIN/asan_preload.so asan
+	asan=$(gcc -print-file-name=libasan.so)
+	[ -e "$asan" ] || { echo "no libasan.so (gcc -print-file-name=libasan.so)" >&2; return 1; }
+	gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$shim" "$POPUG_ROOT/test/asan_preload.c" || return 1
+	[ -e "$real" ] || mv "$PG_BIN/postgres" "$real" || return 1
+	cat >"$PG_BIN/postgres" <<WRAPPER
+#!/bin/sh
+LD_PRELOAD="$asan $shim\${LD_PRELOAD:+ \$LD_PRELOAD}" \\
+ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:quarantine_size_mb=32" \\
+UBSAN_OPTIONS="print_stacktrace=1" \\
+	exec "$real" "\$@"
+WRAPPER
+	chmod 755 "$PG_BIN/postgres"
+}
+
+# sanitizer_reports LOG...: prints the sanitizer reports in the server logs
+# LOG; returns how many there are.
+sanitizer_reports() {
+	local f n=0 pattern='runtime error:|ERROR: AddressSanitizer'
+	for f in "$@"; do
+		[ -e "$f" ] && grep -q -E "$pattern" "$f" || continue
+		n=$((n + $(grep -c -E "$pattern" "$f")))
+		echo "--- $f" >&2
+		grep -A 24 -E "$pattern" "$f" | head -n 100 >&2
+	done
+	return $((n > 255 ? 255 : n))
+}
+
 # Runs a command as the postgres user when we are root (PostgreSQL refuses
 # to run as root), as ourselves otherwise.
 as_pg() {

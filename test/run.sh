@@ -6,6 +6,9 @@
 #
 #   POPUG_TESTS="t/10_identity.sql integration/events_order.sh"  run only these
 #   POPUG_KEEP=1   leave the cluster's directory (logs) behind
+#   POPUG_SANITIZE=1   build popug with AddressSanitizer and UBSan, run the
+#                  server with their runtime, and fail on any report (make
+#                  sanitize; slower, so not part of make test)
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$POPUG_ROOT"
@@ -29,6 +32,12 @@ count() {	# count NAME OUTPUT_FILE EXIT_CODE: tallies TAP lines of one file
 	fi
 }
 finish() {
+	if [ "${POPUG_SANITIZE:-}" = 1 ] && [ -n "${WORK:-}" ]; then
+		sanitizer_reports "$WORK"/pg/server.log "$WORK"/tap/*/tmp_check/log/*.log
+		n=$?
+		echo "sanitizer reports: $n (in the server logs)" >&2
+		failed=$((failed + n))
+	fi
 	echo
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
@@ -42,7 +51,8 @@ selected() {	# is test file $1 (relative to test/ or sql/) selected?
 
 log "dependencies"
 if ! ensure_deps; then failed=1; finish; fi
-log "build and staged install"
+log "build and staged install${POPUG_SANITIZE:+ (POPUG_SANITIZE=$POPUG_SANITIZE)}"
+if [ "${POPUG_SANITIZE:-}" = 1 ]; then export POPUG_SANITIZE; else unset POPUG_SANITIZE; fi
 if ! stage_install; then
 	echo "FAILED: build" >&2
 	failed=1
@@ -51,6 +61,11 @@ fi
 
 WORK=$(mktemp -d /tmp/popug-test.XXXXXX)
 chmod 755 "$WORK"
+if [ "${POPUG_SANITIZE:-}" = 1 ] && ! sanitize_server; then
+	echo "FAILED: sanitizer set-up" >&2
+	failed=1
+	finish
+fi
 cleanup() {
 	cluster_stop immediate
 	[ -n "${POPUG_KEEP:-}" ] || rm -rf "$WORK"
