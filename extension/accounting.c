@@ -368,7 +368,9 @@ popug_payment_apply_event(Datum event)
 	TupleDesc	tupdesc = lookup_rowtype_tupdesc(popug_event_type(), -1);
 	HeapTupleData tuple;
 	bool		isnull;
+	bool		version_null;
 	bool		unknown_version;
+	Datum		name_datum;
 	char	   *name;
 	int			version;
 	bool		ok;
@@ -378,8 +380,13 @@ popug_payment_apply_event(Datum event)
 	ItemPointerSetInvalid(&tuple.t_self);
 	tuple.t_tableOid = InvalidOid;
 	tuple.t_data = td;
-	name = TextDatumGetCString(heap_getattr(&tuple, SPI_fnumber(tupdesc, "event_name"), tupdesc, &isnull));
-	version = DatumGetInt32(heap_getattr(&tuple, SPI_fnumber(tupdesc, "event_version"), tupdesc, &isnull));
+	name_datum = heap_getattr(&tuple, SPI_fnumber(tupdesc, "event_name"), tupdesc, &isnull);
+	version = DatumGetInt32(heap_getattr(&tuple, SPI_fnumber(tupdesc, "event_version"), tupdesc, &version_null));
+	if (isnull || version_null)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event has no event_name or event_version")));
+	name = TextDatumGetCString(name_datum);
 	event = heap_copy_tuple_as_datum(&tuple, tupdesc);
 	ReleaseTupleDesc(tupdesc);
 

@@ -320,5 +320,6 @@ popug_check_day(DateADT day, const char *name)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s %s is out of range", name,
 						DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(day)))),
-				 errdetail("popug works with days from 0001-01-01 to 9999-12-31.")));
+				 errdetail("popug works with days from 0001-01-01 to 9999-12-31."),
+				 errhint("Give a day in that range.")));
 }

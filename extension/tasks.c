@@ -144,7 +144,8 @@ check_description(const char *description)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("task description must have at most %d characters",
-						MAX_DESCRIPTION_LEN)));
+						MAX_DESCRIPTION_LEN),
+				 errhint("Link to a longer text instead.")));
 	problem = popug_text_problem(description, true);
 	if (problem != NULL)
 		ereport(ERROR,

@@ -156,8 +156,13 @@ SELECT pg_temp.add('title', 'SELECT popug.task_create(''Fix it'', '''', %s)', '2
 	$$' POPUG-2'$$, $$E'POPUG-2\n'$$, $$'POPUG--2'$$, $$'PO_PUG-2'$$, $$'POPUG-2a'$$, $$'ＰＯＰＵＧ-1'$$,
 	$$'POPUG-١'$$, $$E'POPUG\u200B-1'$$, $$repeat('A', 64) || '-1'$$, $$repeat('A', 1000000) || '-1'$$);
 
--- ---- mail ----
-SELECT pg_temp.add('mail', 'SELECT popug.mail_dispatch(%s)', '22023', :'admins', '-1', '-2147483648');
+-- ---- mail, accounting ----
+SELECT pg_temp.add('other', 'SELECT popug.mail_dispatch(%s)', '22023', :'admins', '-1', '-2147483648');
+
+-- ---- an event row made up by the caller, of NULLs (it crashed the backend) ----
+SELECT pg_temp.add('other', 'SELECT popug.payment_apply(%s)', '22023', :'money',
+	'ROW(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::popug.event',
+	$$ROW(1, gen_random_uuid(), 'TaskAssigned', NULL, 'tasks', NULL, now(), '{}', NULL)::popug.event$$);
 
 SELECT pg_temp.state() AS state_before \gset
 SET statement_timeout = '20s';
@@ -184,7 +189,7 @@ SELECT is(pg_temp.wrong('email'), NULL,
 				 (SELECT count(*) FROM cases WHERE class = 'email')));
 SELECT is(pg_temp.wrong('title'), NULL,
 		  'blank, invisible-only, multi-line, bidi-controlled, bracketed or overlong titles, descriptions with control characters and malformed Jira ids: 22023');
-SELECT is(pg_temp.wrong('mail'), NULL, 'a negative mail batch: 22023');
+SELECT is(pg_temp.wrong('other'), NULL, 'a negative mail batch, an event row of NULLs given to payment_apply: 22023');
 SELECT is((SELECT string_agg(DISTINCT result, ', ') FROM got WHERE result IN ('ok', 'XX000', '57014')), NULL,
 		  format('none of the %s refused calls succeeded, failed inside, or ran until the timeout', (SELECT count(*) FROM got)));
 SELECT is(pg_temp.state(), :'state_before', 'refused calls wrote nothing: every table''s rows and every sequence as before');
