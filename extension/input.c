@@ -17,7 +17,9 @@
  *						bidi marks and controls, variation selectors, fillers
  * A line (a title, a name) has no control character, no line or paragraph
  * separator and no bidi control.  Paragraphs (a description) may also hold
- * tabs, line feeds, carriage returns and U+2028/U+2029.
+ * tabs, line feeds, carriage returns and U+2028/U+2029, but no other
+ * control character and no bidi control either.  popug_trim takes the
+ * blanks off both ends of a title, so a title of blanks only is empty.
  *
  * Email addresses are plain ASCII, since popug sends mail without
  * SMTPUTF8: a dot-atom local part of at most 64 characters, "@", a domain

@@ -152,7 +152,7 @@ check_description(const char *description)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("task description has a character that cannot be shown"),
 				 errdetail_internal("%s", problem),
-				 errhint("A description may have line breaks and tabs, but no other control characters.")));
+				 errhint("A description may have line breaks and tabs, but no other control characters and no bidirectional overrides.")));
 }
 
 /* Checks a Jira id: ^[A-Z][A-Z0-9]*-[0-9]+$ */
