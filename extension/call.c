@@ -17,6 +17,7 @@
 #include "popug.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
@@ -24,6 +25,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 static const char *const role_names[] = {"admin", "manager", "accountant", "worker"};
@@ -90,6 +92,14 @@ popug_begin(PopugCall *call)
 						   call->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (popug_check_database())
+	{
+		/* read-only statements of this call must see the renumbering */
+		CommandCounterIncrement();
+		PushCopiedSnapshot(GetTransactionSnapshot());
+		UpdateActiveSnapshotCommandId();
+		call->pushed_snapshot = true;
+	}
 
 	arg = DirectFunctionCall1(namein, CStringGetDatum(call->rolename));
 	if (popug_exec(&caller_plan, &arg, NULL, true, 1) == 1)
@@ -111,6 +121,8 @@ void
 popug_end(PopugCall *call)
 {
 	SPI_finish();
+	if (call->pushed_snapshot)
+		PopActiveSnapshot();
 	SetUserIdAndSecContext(call->save_userid, call->save_sec_context);
 }
 

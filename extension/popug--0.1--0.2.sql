@@ -3,6 +3,16 @@
 -- install (test/integration/20_upgrade checks the catalogs).
 \echo Use "ALTER EXTENSION popug UPDATE TO '0.2'" to load this file. \quit
 
+-- Where event transaction ids come from (see extension/sql/20_events.sql).
+CREATE TABLE popug.origin (
+	one					boolean PRIMARY KEY DEFAULT true CHECK (one),
+	system_identifier	bigint NOT NULL,
+	database			oid NOT NULL,
+	stamped_at			timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popug.origin IS
+	'The cluster (system identifier) and database whose transaction ids popug.event and popug.consumer hold';
+
 -- Backups: pg_dump keeps every table's rows and the identity sequences'
 -- positions (see extension/sql/90_dump.sql).  worker_pool keeps its row:
 -- 0.2 makes it on the first worker's arrival instead of at install.
@@ -12,6 +22,7 @@ SELECT pg_catalog.pg_extension_config_dump('popug.worker_slot', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.event', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.consumer', '');
+SELECT pg_catalog.pg_extension_config_dump('popug.origin', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.dead_letter', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.task', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.payment', '');

@@ -59,6 +59,7 @@ typedef struct PopugCall
 	/* restored by popug_end (or by transaction abort) */
 	Oid			save_userid;
 	int			save_sec_context;
+	bool		pushed_snapshot;	/* a snapshot of its own, see popug_begin */
 } PopugCall;
 
 extern void popug_begin(PopugCall *call);
@@ -84,6 +85,10 @@ extern Datum popug_get(int row, int col, bool *isnull);
 extern char *popug_get_text(int row, int col);
 extern void popug_make_uuid(pg_uuid_t *out);
 extern DateADT popug_today(void);
+
+/* ---- the database a call runs in (origin.c) ---- */
+extern char *popug_installed_version(void);
+extern bool popug_check_database(void);
 
 /* ---- events (events.c) ---- */
 typedef struct PopugJson

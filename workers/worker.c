@@ -16,7 +16,6 @@
 #include "popug.h"
 
 #include "access/xact.h"
-#include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -102,16 +101,21 @@ wait_for_work(PopugWorkerKind kind, long idle_ms)
 	}
 }
 
-/* One pass: a transaction around the step, unless the extension is absent. */
+/*
+ * One pass: a transaction around the step, unless the extension is absent
+ * or at another version than this library (until ALTER EXTENSION UPDATE).
+ */
 static int64
 run_pass(PopugWorkerKind kind, PopugWorkerStep step, bool *more, bool *present)
 {
 	int64		n = 0;
+	char	   *version;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	*present = OidIsValid(get_extension_oid("popug", true));
+	version = popug_installed_version();
+	*present = version != NULL && strcmp(version, POPUG_VERSION) == 0;
 	if (*present)
 	{
 		pgstat_report_activity(STATE_RUNNING, popug_worker_names[kind]);
@@ -167,7 +171,7 @@ popug_worker_main(PopugWorkerKind kind, PopugWorkerStep step, long idle_ms,
 			if (present)
 				popug_status_set(kind, "idle", n, backoff > 0 ? "" : NULL);
 			else
-				popug_status_set(kind, "waiting for extension popug", 0, NULL);
+				popug_status_set(kind, "waiting for extension popug " POPUG_VERSION, 0, NULL);
 			backoff = 0;
 			if (!present && idle_ms <= 0)
 				wait_for_work(kind, NO_EXTENSION_POLL_MS);

@@ -123,3 +123,15 @@ AS 'MODULE_PATHNAME', 'popug_dead_letter_retry'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.dead_letter_retry(uuid) IS
 	'Replays a dead-lettered event to the consumers that set it aside, once its cause is fixed; returns how many (admins)';
+
+-- Where the transaction ids in popug.event and popug.consumer come from:
+-- the cluster and database that wrote them.  A restored dump names another
+-- one, and the first call carries its positions over (extension/origin.c).
+CREATE TABLE popug.origin (
+	one					boolean PRIMARY KEY DEFAULT true CHECK (one),
+	system_identifier	bigint NOT NULL,
+	database			oid NOT NULL,
+	stamped_at			timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popug.origin IS
+	'The cluster (system identifier) and database whose transaction ids popug.event and popug.consumer hold';
