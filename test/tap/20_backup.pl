@@ -115,10 +115,10 @@ as_role($a, 'popug', 'mgr', "SELECT popug.task_create('task ' || i) FROM generat
 # w1 and w2 earn (a reward outweighs any fee), w3 owes
 as_role($a, 'popug', 'w1', "SELECT popug.task_complete(id) FROM popug.my_tasks WHERE status = 'open'");
 as_role($a, 'popug', 'w2', "SELECT popug.task_complete(id) FROM popug.my_tasks WHERE status = 'open'");
-as_role($a, 'popug', 'mgr', 'SELECT popug.tasks_shuffle()');
 settle($a, 'popug');
 $a->safe_psql('popug', 'SET ROLE acc; CALL popug.payout_run(current_date)');
 as_role($a, 'popug', 'mgr', "SELECT popug.task_create('after the payout ' || i) FROM generate_series(1, 5) i");
+as_role($a, 'popug', 'mgr', 'SELECT popug.tasks_shuffle()');
 settle($a, 'popug');
 
 # ext has acknowledged some events and holds a batch it has not.
