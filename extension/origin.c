@@ -18,9 +18,9 @@
  * already (never delivered) and old ones pending (delivered again).
  * popug.origin records the cluster (system identifier) and database the
  * ids come from.  The first call in a database whose origin row names
- * another one (a restored dump) carries the ids over before anything else
- * runs, and stamps the row; a database without a row (a fresh install, or
- * one upgraded from 0.1) is stamped as it is.
+ * another one (a restored dump), or that has none (a fresh install, one
+ * upgraded from 0.1, a dump of either), carries the ids over if they need
+ * it before anything else runs, and stamps the row.
  *
  * Carrying over: if every stored id is older than any transaction that
  * can still write an event here (a dump restored into the same cluster,
@@ -240,12 +240,13 @@ check_origin(void)
 		origin_ok = !TransactionIdIsCurrentTransactionId(DatumGetTransactionId(popug_get(0, 2, &isnull)));
 		return false;
 	}
-	popug_exec(&origin_insert_plan, args, NULL, false, 0);
-	if (SPI_processed == 1)
-		return false;			/* no row yet: a fresh install, stamped */
-	popug_exec(&origin_lock_plan, args, NULL, false, 1);
-	if (DatumGetBool(popug_get(0, 1, &isnull)))
-		return false;			/* stamped meanwhile by another backend */
+	/* no row yet (a fresh install, or one from before origins): make it */
+	if (popug_exec(&origin_insert_plan, args, NULL, false, 0) == 0)
+	{
+		popug_exec(&origin_lock_plan, args, NULL, false, 1);
+		if (DatumGetBool(popug_get(0, 1, &isnull)))
+			return false;		/* stamped meanwhile by another backend */
+	}
 	renumbered = carry_over();
 	popug_exec(&origin_stamp_plan, args, NULL, false, 0);
 	return renumbered;
