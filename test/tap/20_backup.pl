@@ -62,18 +62,20 @@ sub fingerprint
 	return \%fp;
 }
 
-# Reads and acknowledges everything consumer ext has pending; its ids.
+# Reads and acknowledges everything a consumer (ext by default) has
+# pending; its ids.
 sub drain
 {
-	my ($node, $db) = @_;
+	my ($node, $db, $consumer) = @_;
 	my @ids;
+	$consumer //= 'ext';
 	for (;;)
 	{
 		my $batch = $node->safe_psql($db,
-			"SET ROLE adm; SELECT string_agg(id::text, ',' ORDER BY id) FROM popug.events_read('ext', 7)");
+			"SET ROLE adm; SELECT string_agg(id::text, ',' ORDER BY id) FROM popug.events_read('$consumer', 7)");
 		last if $batch eq '';
 		push @ids, split /,/, $batch;
-		$node->safe_psql($db, "SET ROLE adm; SELECT popug.events_ack('ext')");
+		$node->safe_psql($db, "SET ROLE adm; SELECT popug.events_ack('$consumer')");
 	}
 	return join(',', @ids);
 }
@@ -110,6 +112,7 @@ $a->safe_psql('popug', q{
 	SELECT popug.account_create('mgr', 'mgr@example.com', 'manager');
 	SELECT popug.account_create(w, w || '@example.com', 'worker') FROM unnest('{w1,w2,w3}'::name[]) w;
 	SELECT popug.consumer_create('ext', true);
+	SELECT popug.consumer_create('late', true);
 });
 as_role($a, 'popug', 'mgr', "SELECT popug.task_create('task ' || i) FROM generate_series(1, 30) i");
 # w1 and w2 earn (a reward outweighs any fee), w3 owes
@@ -119,6 +122,18 @@ settle($a, 'popug');
 $a->safe_psql('popug', 'SET ROLE acc; CALL popug.payout_run(current_date)');
 as_role($a, 'popug', 'mgr', "SELECT popug.task_create('after the payout ' || i) FROM generate_series(1, 5) i");
 as_role($a, 'popug', 'mgr', 'SELECT popug.tasks_shuffle()');
+settle($a, 'popug');
+
+# Consumer late has read everything committed while a transaction that
+# wrote events was still open; that one commits afterwards, so at the dump
+# its events are pending for late behind events it has consumed.
+my $held = $a->background_psql('popug');
+my $late_task = $held->query_safe("BEGIN; SET ROLE mgr; SELECT popug.task_create('committed late')");
+chomp $late_task;
+my $early_task = as_role($a, 'popug', 'mgr', "SELECT popug.task_create('committed early')");
+drain($a, 'popug', 'late');
+$held->query_safe('COMMIT');
+$held->quit;
 settle($a, 'popug');
 
 # ext has acknowledged some events and holds a batch it has not.
@@ -140,6 +155,12 @@ $a->command_ok(['pg_dumpall', '--globals-only', '-f', "$tmp/globals.sql"], 'pg_d
 # What the primary's ext consumer still had to read at the dump.
 my $ext_a = drain($a, 'popug');
 ok($ext_a ne '', 'ext had events pending at the dump');
+my $late_a = drain($a, 'popug', 'late');
+my $late_min = $a->safe_psql('popug', "SELECT min(id) FROM popug.event WHERE aggregate_id = '$late_task'");
+my $early_min = $a->safe_psql('popug', "SELECT min(id) FROM popug.event WHERE aggregate_id = '$early_task'");
+ok($late_min < $early_min && ",$late_a," =~ /,$late_min,/ && ",$late_a," !~ /,$early_min,/,
+	'late had the late commit pending behind a later-numbered event it had read')
+  or diag("late: $late_a; late task's first event $late_min, early task's $early_min");
 
 # Checks a restored database against the dump, then works in it.
 sub check_restored
@@ -153,6 +174,7 @@ sub check_restored
 		is($fp->{$t}, $fp_a->{$t}, "$what: popug.$t as dumped");
 	}
 	is(drain($node, $db), $ext_a, "$what: ext reads exactly what it had not acknowledged");
+	is(drain($node, $db, 'late'), $late_a, "$what: a commit that came late to a consumer is still pending for it");
 	if ($served)
 	{
 		popug_wait_workers($node, $db);
