@@ -30,6 +30,7 @@
 #include <curl/curl.h>
 #include <time.h>
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
@@ -39,6 +40,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/typcache.h"
 
 #define CONSUMER "mailer"
 #define WORKER_BATCH 20
@@ -69,13 +71,6 @@ typedef struct Mail
 	char	   *error;
 } Mail;
 
-static PopugPlan read_plan = {
-	"SELECT id, event_id, event_name, event_version, payload FROM popug.events_read('" CONSUMER "', $1)",
-	1, {INT4OID}
-};
-static PopugPlan ack_plan = {
-	"SELECT popug.events_ack('" CONSUMER "')", 0, {}
-};
 static PopugPlan queue_plan = {
 	"INSERT INTO popug.mail (account_id, event_id, to_addr, subject, body, status, last_error) "
 	"SELECT ($2->>'account_id')::uuid, $1, $2->>'email',"
@@ -222,13 +217,44 @@ queue_mail(Datum event_id, Datum payload)
 	popug_exec(&queue_plan, args, nulls, false, 0);
 }
 
-/* popug_try callback: queue_mail on a Datum pair. */
-static void
-queue_mail_fn(void *arg)
+/*
+ * Queues the mail of one event row (columns as in tupdesc) if it is a
+ * PayoutMade; returns whether it was one.  Raises only what queueing
+ * raises, so a consumer can set a bad event aside.
+ */
+static bool
+queue_event(HeapTuple tuple, TupleDesc tupdesc)
 {
-	Datum	   *a = (Datum *) arg;
+	char	   *name = TextDatumGetCString(popug_field(tuple, tupdesc,
+													   SPI_fnumber(tupdesc, "event_name")));
+	int32		version;
 
-	queue_mail(a[0], a[1]);
+	if (strcmp(name, "PayoutMade") != 0)
+		return false;
+	version = DatumGetInt32(popug_field(tuple, tupdesc, SPI_fnumber(tupdesc, "event_version")));
+	if (version != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("PayoutMade version %d is not supported", version)));
+	queue_mail(popug_field(tuple, tupdesc, SPI_fnumber(tupdesc, "event_id")),
+			   popug_field(tuple, tupdesc, SPI_fnumber(tupdesc, "payload")));
+	return true;
+}
+
+/* Arguments of queue_event_fn, run through popug_try. */
+typedef struct QueueArgs
+{
+	HeapTuple	tuple;
+	TupleDesc	tupdesc;
+} QueueArgs;
+
+/* popug_try callback: queue_event. */
+static void
+queue_event_fn(void *arg)
+{
+	QueueArgs  *a = (QueueArgs *) arg;
+
+	(void) queue_event(a->tuple, a->tupdesc);
 }
 
 /*
@@ -240,51 +266,50 @@ bool
 popug_mail_apply_event(Datum event)
 {
 	HeapTupleHeader td = DatumGetHeapTupleHeader(event);
-	bool		isnull;
-	char	   *name = TextDatumGetCString(GetAttributeByName(td, "event_name", &isnull));
+	TupleDesc	tupdesc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(td),
+												 HeapTupleHeaderGetTypMod(td));
+	HeapTupleData tuple;
+	bool		queued;
 
-	if (strcmp(name, "PayoutMade") != 0)
-		return false;
-	queue_mail(GetAttributeByName(td, "event_id", &isnull),
-			   GetAttributeByName(td, "payload", &isnull));
-	return SPI_processed > 0;
+	tuple.t_len = HeapTupleHeaderGetDatumLength(td);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = td;
+	queued = queue_event(&tuple, tupdesc) && SPI_processed > 0;
+	ReleaseTupleDesc(tupdesc);
+	return queued;
 }
 
-/* Drains the mailer consumer into popug.mail.  Runs inside a call. */
+/*
+ * Drains the mailer consumer into popug.mail; an event that cannot be
+ * queued for its data is set aside as a dead letter.  Runs inside a call.
+ */
 static void
 consume(void)
 {
 	uint64		n;
-	Datum		arg = Int32GetDatum(1000);
 
 	popug_consumer_ensure(CONSUMER);
 	do
 	{
 		SPITupleTable *tt;
-		bool		isnull;
 
-		n = popug_exec(&read_plan, &arg, NULL, false, 0);
-		tt = SPI_tuptable;
+		n = popug_consumer_read(CONSUMER, 1000, &tt);
 		for (uint64 i = 0; i < n; i++)
 		{
-			HeapTuple	t = tt->vals[i];
-			Datum		a[2];
-			char	   *error;
+			QueueArgs	a = {tt->vals[i], tt->tupdesc};
+			ErrorData  *error;
 
-			if (strcmp(SPI_getvalue(t, tt->tupdesc, 3), "PayoutMade") != 0)
-				continue;
-			a[0] = SPI_getbinval(t, tt->tupdesc, 2, &isnull);
-			a[1] = SPI_getbinval(t, tt->tupdesc, 5, &isnull);
-			if (strcmp(SPI_getvalue(t, tt->tupdesc, 4), "1") != 0)
-				popug_dead_letter(CONSUMER, a[0], DatumGetInt64(SPI_getbinval(t, tt->tupdesc, 1, &isnull)),
-								  psprintf("PayoutMade version %s is not supported",
-										   SPI_getvalue(t, tt->tupdesc, 4)));
-			else if (!popug_try(queue_mail_fn, a, &error))
-				popug_dead_letter(CONSUMER, a[0], DatumGetInt64(SPI_getbinval(t, tt->tupdesc, 1, &isnull)),
-								  error);
+			if (!popug_try(queue_event_fn, &a, &error))
+				popug_dead_letter(CONSUMER,
+								  popug_field(a.tuple, a.tupdesc, SPI_fnumber(a.tupdesc, "event_id")),
+								  DatumGetInt64(popug_field(a.tuple, a.tupdesc,
+															SPI_fnumber(a.tupdesc, "id"))),
+								  error->message);
 		}
-		SPI_freetuptable(tt);
-		popug_exec(&ack_plan, NULL, NULL, false, 1);
+		if (tt != NULL)
+			SPI_freetuptable(tt);
+		popug_consumer_ack(CONSUMER);
 	} while (n > 0);
 }
 
@@ -529,11 +554,16 @@ Datum
 popug_mail_dispatch(PG_FUNCTION_ARGS)
 {
 	PopugCall	call;
-	int			max = PG_ARGISNULL(0) ? 100 : PG_GETARG_INT32(0);
+	int			max;
 	Mail	   *mails;
 	int			n;
 	int			sent;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("max_mails must not be null")));
+	max = PG_GETARG_INT32(0);
 	if (max < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
