@@ -460,7 +460,7 @@ refuse_own_consumer(const char *name, const char *action)
 		if (strcmp(own_consumers[i].consumer, name) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied to %s event consumer \"%s\"", action, name),
+					 errmsg("permission denied to %s popug's own event consumer \"%s\"", action, name),
 					 errdetail("\"%s\" is popug's own consumer: only its worker and %s use it.",
 							   name, own_consumers[i].drained_by),
 					 errhint("Register a consumer of your own with popug.consumer_create().")));
