@@ -21,6 +21,14 @@
  * consumer row is locked FOR UPDATE by read and ack, so readers of one
  * consumer queue up instead of sharing a batch.
  *
+ * popug's own consumers (accounting, mailer) are read and acknowledged by
+ * their C code only (popug_consumer_read/ack); events_read, events_ack and
+ * consumer_create refuse them to everyone, superusers included, since
+ * events taken from them by hand would never be applied.
+ *
+ * popug_try is the one subtransaction helper: it sets aside errors about
+ * the data (a dead letter) and raises every other error as it came.
+ *
  *-------------------------------------------------------------------------
  */
 #include "popug.h"

@@ -44,6 +44,13 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'popug_events_ack'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
 
+COMMENT ON FUNCTION popug.consumer_create(text, boolean) IS
+	'Registers a durable consumer at the current end of the stream, or at its start (admins; not popug''s own accounting and mailer)';
+COMMENT ON FUNCTION popug.events_read(text, integer) IS
+	'The consumer''s next batch; the same batch again until events_ack (admins; not popug''s own accounting and mailer)';
+COMMENT ON FUNCTION popug.events_ack(text) IS
+	'Acknowledges the batch last read; returns its size (admins; not popug''s own accounting and mailer)';
+
 -- A 0.1 database holding NaN or a balance beyond the bound stops the
 -- upgrade here: such money has to be corrected by hand first.
 ALTER TABLE popug.payment
