@@ -217,28 +217,32 @@ queue_mail(Datum event_id, Datum payload)
 	popug_exec(&queue_plan, args, nulls, false, 0);
 }
 
-/*
- * Queues the mail of one event row (columns as in tupdesc) if it is a
- * PayoutMade; returns whether it was one.  Raises only what queueing
- * raises, so a consumer can set a bad event aside.
- */
+/* Whether an event row (columns as in tupdesc) is a PayoutMade. */
 static bool
+is_payout(HeapTuple tuple, TupleDesc tupdesc)
+{
+	return strcmp(TextDatumGetCString(popug_field(tuple, tupdesc,
+												  SPI_fnumber(tupdesc, "event_name"))),
+				  "PayoutMade") == 0;
+}
+
+/*
+ * Queues the mail of one PayoutMade event row (columns as in tupdesc).
+ * Raises only what queueing raises, so a consumer can set a bad event
+ * aside.
+ */
+static void
 queue_event(HeapTuple tuple, TupleDesc tupdesc)
 {
-	char	   *name = TextDatumGetCString(popug_field(tuple, tupdesc,
-													   SPI_fnumber(tupdesc, "event_name")));
-	int32		version;
+	int32		version = DatumGetInt32(popug_field(tuple, tupdesc,
+													SPI_fnumber(tupdesc, "event_version")));
 
-	if (strcmp(name, "PayoutMade") != 0)
-		return false;
-	version = DatumGetInt32(popug_field(tuple, tupdesc, SPI_fnumber(tupdesc, "event_version")));
 	if (version != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("PayoutMade version %d is not supported", version)));
 	queue_mail(popug_field(tuple, tupdesc, SPI_fnumber(tupdesc, "event_id")),
 			   popug_field(tuple, tupdesc, SPI_fnumber(tupdesc, "payload")));
-	return true;
 }
 
 /* Arguments of queue_event_fn, run through popug_try. */
@@ -254,7 +258,7 @@ queue_event_fn(void *arg)
 {
 	QueueArgs  *a = (QueueArgs *) arg;
 
-	(void) queue_event(a->tuple, a->tupdesc);
+	queue_event(a->tuple, a->tupdesc);
 }
 
 /*
@@ -269,13 +273,17 @@ popug_mail_apply_event(Datum event)
 	TupleDesc	tupdesc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(td),
 												 HeapTupleHeaderGetTypMod(td));
 	HeapTupleData tuple;
-	bool		queued;
+	bool		queued = false;
 
 	tuple.t_len = HeapTupleHeaderGetDatumLength(td);
 	ItemPointerSetInvalid(&tuple.t_self);
 	tuple.t_tableOid = InvalidOid;
 	tuple.t_data = td;
-	queued = queue_event(&tuple, tupdesc) && SPI_processed > 0;
+	if (is_payout(&tuple, tupdesc))
+	{
+		queue_event(&tuple, tupdesc);
+		queued = SPI_processed > 0;
+	}
 	ReleaseTupleDesc(tupdesc);
 	return queued;
 }
@@ -300,7 +308,7 @@ consume(void)
 			QueueArgs	a = {tt->vals[i], tt->tupdesc};
 			ErrorData  *error;
 
-			if (!popug_try(queue_event_fn, &a, &error))
+			if (is_payout(a.tuple, a.tupdesc) && !popug_try(queue_event_fn, &a, &error))
 				popug_dead_letter(CONSUMER,
 								  popug_field(a.tuple, a.tupdesc, SPI_fnumber(a.tupdesc, "event_id")),
 								  DatumGetInt64(popug_field(a.tuple, a.tupdesc,

@@ -2,7 +2,7 @@
 -- acknowledges or creates the accounting and mailer consumers from SQL
 -- (42501), so no event escapes being applied; a NULL argument is 22004
 -- everywhere, never a NULL result.
-SELECT plan(36);
+SELECT plan(40);
 \ir setup.psql
 
 \ir cast.psql
@@ -75,5 +75,26 @@ SET ROLE t_admin;
 SELECT throws_ok(format('SELECT popug.dead_letter_retry(%L)', gen_random_uuid()), 'P0002', NULL,
 				 'dead_letter_retry of an event no dead letter waits for: P0002');
 RESET ROLE;
+
+-- ---- the mailer's malformed PayoutMade events: dead letters, never a crash ----
+CREATE TEMP TABLE bad_payouts (label text, version int, payload jsonb, id bigint);
+INSERT INTO bad_payouts (label, version, payload) VALUES
+('payload an array', 1, '[]'),
+('payload null', 1, 'null'),
+('payload a string', 1, '"x"'),
+('empty payload', 1, '{}'),
+('account_id a number', 1, jsonb_build_object('account_id', 5, 'email', 'a@example.com', 'billing_day', '2026-11-01', 'amount', 10)),
+('account_id not a uuid', 1, jsonb_build_object('account_id', 'nobody', 'email', 'a@example.com', 'billing_day', '2026-11-01', 'amount', 10)),
+('billing_day not a date', 1, jsonb_build_object('account_id', :'w1', 'email', 'a@example.com', 'billing_day', 'soon', 'amount', 10)),
+('amount a word', 1, jsonb_build_object('account_id', :'w1', 'email', 'a@example.com', 'billing_day', '2026-11-01', 'amount', 'ten')),
+('version 2', 2, jsonb_build_object('account_id', :'w1', 'email', 'a@example.com', 'billing_day', '2026-11-01', 'amount', 10));
+UPDATE bad_payouts SET id = popug.event_append('PayoutMade', version, 'import', NULL, payload);
+SELECT lives_ok($$ SELECT popug.mail_dispatch(0) $$, 'mail_dispatch drains malformed PayoutMade events');
+SELECT is((SELECT string_agg(b.label, ', ' ORDER BY b.id) FROM bad_payouts b
+			WHERE NOT EXISTS (SELECT FROM popug.dead_letter d WHERE d.consumer = 'mailer' AND d.event = b.id)),
+		  NULL, 'each is a dead letter of the mailer');
+SELECT is((SELECT count(*)::int FROM popug.mail), 0, 'and queues no mail');
+SELECT is((SELECT error FROM popug.dead_letter d JOIN bad_payouts b ON b.id = d.event WHERE b.label = 'version 2'),
+		  'PayoutMade version 2 is not supported', 'e.g. the version');
 
 SELECT * FROM finish();
