@@ -525,14 +525,15 @@ popug_accounting_step(bool *more)
 }
 
 /*
- * Applies one row popug read from popug.event (columns as in tupdesc);
+ * Applies one row of popug.event's columns (as in tupdesc) that popug read
+ * from its own tables (payment_apply's stored event, dead_letter_retry);
  * returns whether it changed money.  A malformed event, or one whose
  * payments fail for its data (an unknown account), is refused with 22023;
  * any other error (a cancel, a deadlock) is raised as it is.  Must run
  * inside a call.
  */
-static bool
-apply_one(HeapTuple tuple, TupleDesc tupdesc)
+bool
+popug_payment_apply_event(HeapTuple tuple, TupleDesc tupdesc)
 {
 	EventCols	cols;
 	char	   *why;
@@ -565,28 +566,6 @@ apply_one(HeapTuple tuple, TupleDesc tupdesc)
 						   unpack_sql_state(error->sqlerrcode)),
 				 errhint("The event's payload must name a known account and carry valid amounts.")));
 	return written > 0;
-}
-
-/*
- * Applies one event row (a Datum of type popug.event) that popug read from
- * its own tables, for dead_letter_retry; returns whether it changed money.
- * Must run inside a call.
- */
-bool
-popug_payment_apply_event(Datum event)
-{
-	HeapTupleHeader td = DatumGetHeapTupleHeader(event);
-	TupleDesc	tupdesc = lookup_rowtype_tupdesc(popug_event_type(), -1);
-	HeapTupleData tuple;
-	bool		changed;
-
-	tuple.t_len = HeapTupleHeaderGetDatumLength(td);
-	ItemPointerSetInvalid(&tuple.t_self);
-	tuple.t_tableOid = InvalidOid;
-	tuple.t_data = td;
-	changed = apply_one(&tuple, tupdesc);
-	ReleaseTupleDesc(tupdesc);
-	return changed;
 }
 
 /*
@@ -648,7 +627,7 @@ popug_payment_apply(PG_FUNCTION_ARGS)
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "apply payments");
 	stored = stored_event(PointerGetDatum(PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(0))), &tupdesc);
-	changed = apply_one(stored, tupdesc);
+	changed = popug_payment_apply_event(stored, tupdesc);
 	popug_end(&call);
 	PG_RETURN_BOOL(changed);
 }

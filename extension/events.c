@@ -449,7 +449,7 @@ static const struct
 {
 	const char *consumer;
 	const char *drained_by;
-	bool		(*apply) (Datum event);
+	bool		(*apply) (HeapTuple event, TupleDesc tupdesc);
 }			own_consumers[] =
 {
 	{"accounting", "popug.payments_apply()", popug_payment_apply_event},
@@ -833,8 +833,7 @@ popug_dead_letter_retry(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("consumer \"%s\" has no replay handler", consumer)));
-		own_consumers[h].apply(heap_copy_tuple_as_datum(heap_form_tuple(event_desc, values, nulls),
-														event_desc));
+		own_consumers[h].apply(heap_form_tuple(event_desc, values, nulls), event_desc);
 		args[0] = CStringGetTextDatum(consumer);
 		args[1] = event_id;
 		popug_exec(&retried_plan, args, NULL, false, 0);

@@ -30,7 +30,6 @@
 #include <curl/curl.h>
 #include <time.h>
 
-#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
@@ -40,7 +39,6 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
-#include "utils/typcache.h"
 
 #define CONSUMER "mailer"
 #define WORKER_BATCH 20
@@ -262,30 +260,17 @@ queue_event_fn(void *arg)
 }
 
 /*
- * Applies one event row (a Datum of type popug.event) for popug's own
+ * Applies one row of popug.event's columns (as in tupdesc) for popug's own
  * callers (dead_letter_retry): queues its mail if it is a PayoutMade.
  * Returns whether it queued one.  Must run inside a call.
  */
 bool
-popug_mail_apply_event(Datum event)
+popug_mail_apply_event(HeapTuple event, TupleDesc tupdesc)
 {
-	HeapTupleHeader td = DatumGetHeapTupleHeader(event);
-	TupleDesc	tupdesc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(td),
-												 HeapTupleHeaderGetTypMod(td));
-	HeapTupleData tuple;
-	bool		queued = false;
-
-	tuple.t_len = HeapTupleHeaderGetDatumLength(td);
-	ItemPointerSetInvalid(&tuple.t_self);
-	tuple.t_tableOid = InvalidOid;
-	tuple.t_data = td;
-	if (is_payout(&tuple, tupdesc))
-	{
-		queue_event(&tuple, tupdesc);
-		queued = SPI_processed > 0;
-	}
-	ReleaseTupleDesc(tupdesc);
-	return queued;
+	if (!is_payout(event, tupdesc))
+		return false;
+	queue_event(event, tupdesc);
+	return SPI_processed > 0;
 }
 
 /*

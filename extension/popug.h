@@ -123,7 +123,7 @@ extern void popug_dead_letter(const char *consumer, Datum event_id,
 
 /* accounting (accounting.c) */
 extern int64 popug_accounting_step(bool *more);
-extern bool popug_payment_apply_event(Datum event);
+extern bool popug_payment_apply_event(HeapTuple event, TupleDesc tupdesc);
 
 /* payout (payout.c) */
 extern bool popug_payout_step(DateADT upto, int batch);
@@ -132,7 +132,7 @@ extern int64 popug_scheduler_step(bool *more);
 /* mail (mail.c) */
 extern void popug_mail_settings(void);
 extern int64 popug_mailer_step(bool *more);
-extern bool popug_mail_apply_event(Datum event);
+extern bool popug_mail_apply_event(HeapTuple event, TupleDesc tupdesc);
 
 /* stats (stats.c) */
 
