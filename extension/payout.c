@@ -143,7 +143,7 @@ close_day(DateADT day)
 	popug_exec(&close_plan, &arg, NULL, false, 1);
 	pj_begin(&js);
 	pj_date(&js, "billing_day", arg);
-	pj_int(&js, "accounts_paid", DatumGetInt32(popug_get(0, 1, &isnull)));
+	pj_int(&js, "accounts_paid", DatumGetInt64(popug_get(0, 1, &isnull)));
 	pj_numeric(&js, "total_paid", popug_get(0, 2, &isnull));
 	popug_event_append("BillingCycleClosed", 1, "payout", NULL, pj_end(&js));
 }
@@ -202,7 +202,11 @@ popug_payout_step_sql(PG_FUNCTION_ARGS)
 	DateADT		upto;
 	bool		done;
 
-	if (PG_ARGISNULL(1) || PG_GETARG_INT32(1) < 1)
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("payout batch size must not be null")));
+	if (PG_GETARG_INT32(1) < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("payout batch size must be positive")));

@@ -83,9 +83,9 @@ static PopugPlan days_plan = {
 	"  UNION ALL"
 	"  SELECT day, negative_workers, fees, rewards, payouts, completed FROM popug.billing_day"
 	"   WHERE day >= $1 AND day < $4)"
-	"SELECT d.day, COALESCE(f.fees - f.rewards, 0)::numeric(14,2), COALESCE(f.n, 0),"
-	"       COALESCE(f.fees, 0)::numeric(14,2), COALESCE(f.rewards, 0)::numeric(14,2),"
-	"       COALESCE(f.payouts, 0)::numeric(14,2), COALESCE(c.n, 0), COALESCE(f.completed, 0)"
+	"SELECT d.day, COALESCE(f.fees - f.rewards, 0)::numeric(30,2), COALESCE(f.n, 0),"
+	"       COALESCE(f.fees, 0)::numeric(30,2), COALESCE(f.rewards, 0)::numeric(30,2),"
+	"       COALESCE(f.payouts, 0)::numeric(30,2), COALESCE(c.n, 0), COALESCE(f.completed, 0)"
 	"  FROM days d LEFT JOIN figures f USING (day) LEFT JOIN created c USING (day) ORDER BY d.day",
 	4, {DATEOID, DATEOID, TEXTOID, DATEOID}
 };
@@ -109,7 +109,17 @@ static PopugPlan expensive_plan = {
 	2, {DATEOID, DATEOID}
 };
 
-/* Checks a range of days: both given, in order, not too long. */
+/* Checks a day of statistics: a date, not -infinity or infinity. */
+static void
+check_day(DateADT day)
+{
+	if (DATE_NOT_FINITE(day))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("statistics are kept for dates, not for -infinity or infinity")));
+}
+
+/* Checks a range of days: both given and finite, in order, not too long. */
 static void
 check_range(FunctionCallInfo fcinfo)
 {
@@ -117,11 +127,13 @@ check_range(FunctionCallInfo fcinfo)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("from_day and to_day must not be null")));
+	check_day(PG_GETARG_DATEADT(0));
+	check_day(PG_GETARG_DATEADT(1));
 	if (PG_GETARG_DATEADT(0) > PG_GETARG_DATEADT(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("from_day is after to_day")));
-	if (PG_GETARG_DATEADT(1) - PG_GETARG_DATEADT(0) >= MAX_RANGE_DAYS)
+	if ((int64) PG_GETARG_DATEADT(1) - PG_GETARG_DATEADT(0) >= MAX_RANGE_DAYS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a range of statistics may span at most %d days", MAX_RANGE_DAYS)));
@@ -187,6 +199,7 @@ popug_stats_day(PG_FUNCTION_ARGS)
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "read statistics");
 	day = PG_ARGISNULL(0) ? DateADTGetDatum(popug_today()) : PG_GETARG_DATUM(0);
+	check_day(DatumGetDateADT(day));
 	stats_range(fcinfo, day, day);
 	popug_end(&call);
 	PG_RETURN_VOID();

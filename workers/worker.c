@@ -142,6 +142,13 @@ popug_worker_main(PopugWorkerKind kind, PopugWorkerStep step, long idle_ms,
 	BackgroundWorkerInitializeConnection(popug_database, NULL, 0);
 	popug_status_attach(kind);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * Each pass reads what committed before the locks it takes were
+	 * granted, whatever default_transaction_isolation the cluster has.
+	 */
+	SetConfigOption("default_transaction_isolation", "read committed",
+					PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("application_name", MyBgworkerEntry->bgw_type,
 					PGC_USERSET, PGC_S_SESSION);
 	pgstat_report_appname(MyBgworkerEntry->bgw_type);
