@@ -87,7 +87,19 @@ for my $old (grep { $_ ne $current } @released)
 		"SELECT count(*) = 2 FROM popug.consumer_lag WHERE consumer IN ('accounting', 'mailer') AND pending = 0")
 	  or die 'accounting did not catch up';
 	ok($node->safe_psql('popug', 'SELECT count(*) FROM popug.payout') > 0, "$old: a day paid out");
+
+	# 0.1 hashed an event's timestamp into its payment's id, so a copy of an
+	# event with another timestamp was charged again: have it do that once.
+	my $twice = $node->safe_psql('popug',
+		"SELECT aggregate_id FROM popug.event WHERE event_name = 'TaskAssigned' ORDER BY id DESC LIMIT 1");
+	$node->safe_psql('popug', qq{
+		INSERT INTO popug.event (event_id, event_name, event_version, producer, aggregate_id, occurred_at, payload)
+		SELECT event_id, event_name, event_version, producer, aggregate_id, occurred_at + interval '1 minute', payload
+		  FROM popug.event WHERE event_name = 'TaskAssigned' AND aggregate_id = '$twice' ORDER BY id DESC LIMIT 1});
+	$node->poll_query_until('popug', "SELECT count(*) = 2 FROM popug.payment WHERE task_id = '$twice' AND kind = 'assign_fee'")
+	  or fail("$old charges a redelivered copy again (the bug 0.2 fixes)");
 	my $before = fingerprint($node);
+	my $kept_ids = $node->safe_psql('popug', 'SELECT string_agg(id::text, \',\' ORDER BY id) FROM popug.payment WHERE event_id IS NULL');
 	# an event applied under the old version, to apply again after the upgrade
 	my $old_event = $node->safe_psql('popug',
 		"SELECT id FROM popug.event WHERE event_name = 'TaskAssigned' ORDER BY id LIMIT 1");
@@ -137,15 +149,41 @@ for my $old (grep { $_ ne $current } @released)
 	};
 	like($want, qr/^dumped popug\.event where $/m, 'the catalog listing covers what pg_dump keeps');
 
-	# ---- and it works ----
+	# ---- payment ids: SPEC 4's hash, and nothing 0.1 applied applies again ----
+	is($node->safe_psql('popug',
+			"SELECT count(*) FROM (SELECT event_id, kind, account_id FROM popug.payment WHERE event_id IS NOT NULL"
+			  . " GROUP BY 1, 2, 3 HAVING count(*) FILTER (WHERE id = md5(concat_ws('|', event_id, kind, account_id))::uuid) <> 1) d"),
+		'0', "$old: each event's payment has the id SPEC 4 gives it");
+	is($node->safe_psql('popug', "SELECT count(*) FROM popug.payment WHERE task_id = '$twice' AND kind = 'assign_fee'"),
+		'2', "$old: a payment $old charged twice stays in the audit log");
+	is($node->safe_psql('popug', 'SELECT string_agg(id::text, \',\' ORDER BY id) FROM popug.payment WHERE event_id IS NULL'),
+		$kept_ids, "$old: payout payments keep their ids");
 	popug_wait_workers($node);
+	# replay the whole stream to accounting, and redeliver a copy with
+	# another timestamp and fee
+	$node->safe_psql('popug', q{
+		UPDATE popug.consumer SET snap_lo = '1:1:', snap_hi = NULL, last_id = NULL, win_max_id = NULL,
+			   batch_last_id = NULL, batch_size = NULL WHERE name = 'accounting'});
+	$node->safe_psql('popug', qq{
+		INSERT INTO popug.event (event_id, event_name, event_version, producer, aggregate_id, occurred_at, payload)
+		SELECT event_id, event_name, event_version, 'import', aggregate_id, occurred_at - interval '1 day',
+			   payload || '{"assign_fee": 19.99}'
+		  FROM popug.event WHERE id = $old_event});
+	$node->poll_query_until('popug', "SELECT pending = 0 FROM popug.consumer_lag WHERE consumer = 'accounting'")
+	  or fail('accounting replays the stream');
+	my $replayed = fingerprint($node);
+	is($replayed->{payment} . ' ' . $replayed->{balance}, $before->{payment} . ' ' . $before->{balance},
+		"$old: replaying every event and a redelivered copy writes no payment and moves no balance");
+	is($replayed->{dead_letter}, $before->{dead_letter}, "$old: and sets nothing aside");
+	is($node->safe_psql('popug',
+			"SELECT count(*) FROM popug.event e WHERE e.event_name = 'TaskAssigned' AND popug.payment_apply(e)"),
+		'0', "$old: payment_apply of every event applied before: false");
+
+	# ---- and it works ----
 	my $task = $node->safe_psql('popug', "SET ROLE mgr; SELECT popug.task_create('after the upgrade')");
 	$node->poll_query_until('popug', "SELECT count(*) = 1 FROM popug.payment WHERE task_id = '$task'")
 	  or fail("$old: the accounting worker applies new events after the upgrade");
 	$node->safe_psql('popug', "SET ROLE w1; SELECT popug.task_complete(id) FROM popug.my_tasks WHERE status = 'open'");
-	is($node->safe_psql('popug',
-			"SELECT popug.payment_apply(e) FROM popug.event e WHERE id = $old_event"),
-		'f', "$old: an event applied before the upgrade is not applied again");
 	ok($node->safe_psql('popug', "SET ROLE adm; SELECT count(*) FROM popug.events_read('ext', 1000)") > 0,
 		"$old: an external consumer reads on from its position");
 	$node->poll_query_until('popug',
