@@ -411,7 +411,12 @@ popug_payment_apply_event(Datum event)
 
 PG_FUNCTION_INFO_V1(popug_payment_apply);
 
-/* SQL: popug.payment_apply(e popug.event) RETURNS boolean */
+/*
+ * SQL: popug.payment_apply(e popug.event) RETURNS boolean.  In a read-only
+ * transaction (a hot standby) it fails with 25006 before applying, which
+ * would report the refused write as a bad event (22023), and even for an
+ * event that is not about money.
+ */
 Datum
 popug_payment_apply(PG_FUNCTION_ARGS)
 {
@@ -424,6 +429,7 @@ popug_payment_apply(PG_FUNCTION_ARGS)
 				 errmsg("event must not be null")));
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "apply payments");
+	PreventCommandIfReadOnly("popug.payment_apply()");
 	changed = popug_payment_apply_event(PointerGetDatum(PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(0))));
 	popug_end(&call);
 	PG_RETURN_BOOL(changed);
