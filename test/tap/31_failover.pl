@@ -107,20 +107,28 @@ my $payout = IPC::Run::start(
 	'<', \undef, '>', "$dir/payout.out", '2>', "$dir/payout.err");
 
 # Half-way through the payout (billing_day.accounts_paid moves with each
-# batch), what the primary shows as committed (with synchronous_commit on,
-# a commit is visible only once the standby has it), and then the crash.
-my $seen = $primary->safe_psql('popug', <<"SQL");
+# batch) the standby stops receiving WAL for a second, as a lagging or cut
+# off standby does: commits wait for it, so nothing the clients see as
+# committed is missing from it (an asynchronous standby would lose that
+# second's work).  Then what the primary shows as committed, and the crash.
+$primary->safe_psql('popug', <<"SQL");
 DO \$\$BEGIN
 	FOR i IN 1 .. 6000 LOOP
 		EXIT WHEN (SELECT accounts_paid FROM popug.billing_day WHERE day = '$day') >= $owed_n / 2;
 		PERFORM pg_sleep(0.02);
 	END LOOP;
 END\$\$;
+SQL
+my $walreceiver = $standby->safe_psql('postgres', 'SELECT pid FROM pg_stat_wal_receiver');
+kill 'STOP', $walreceiver;
+sleep 1;
+my $seen = $primary->safe_psql('popug', <<"SQL");
 SELECT (SELECT count(*) FROM popug.payout WHERE billing_day = '$day')
 	|| ' ' || (SELECT count(*) FROM popug.event) || ' ' || (SELECT max(id) FROM popug.event)
 	|| ' ' || (SELECT count(*) FROM popug.payment);
 SQL
 $primary->stop('immediate');
+kill 'CONT', $walreceiver;
 note('killed ' . time_since($payout_started) . ' s into the payout');
 my ($seen_paid, $seen_events, $seen_max_event, $seen_payments) = split / /, $seen;
 note("seen before the kill: $seen_paid paid, $seen_events events (max id $seen_max_event), "
