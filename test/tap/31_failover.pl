@@ -120,6 +120,7 @@ DO \$\$BEGIN
 END\$\$;
 SQL
 my $walreceiver = $standby->safe_psql('postgres', 'SELECT pid FROM pg_stat_wal_receiver');
+like($walreceiver, qr/^[0-9]+$/, 'the standby is receiving WAL');
 kill 'STOP', $walreceiver;
 sleep 1;
 my $seen = $primary->safe_psql('popug', <<"SQL");
