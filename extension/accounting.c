@@ -611,7 +611,11 @@ stored_event(Datum given, TupleDesc *tupdesc)
 
 PG_FUNCTION_INFO_V1(popug_payment_apply);
 
-/* SQL: popug.payment_apply(e popug.event) RETURNS boolean */
+/*
+ * SQL: popug.payment_apply(e popug.event) RETURNS boolean.  In a read-only
+ * transaction (a hot standby) it fails with 25006 before applying, even for
+ * an event that is not about money.
+ */
 Datum
 popug_payment_apply(PG_FUNCTION_ARGS)
 {
@@ -626,6 +630,7 @@ popug_payment_apply(PG_FUNCTION_ARGS)
 				 errmsg("event must not be null")));
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "apply payments");
+	PreventCommandIfReadOnly("popug.payment_apply()");
 	stored = stored_event(PointerGetDatum(PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(0))), &tupdesc);
 	changed = popug_payment_apply_event(stored, tupdesc);
 	popug_end(&call);

@@ -37,6 +37,7 @@
 #include "popug.h"
 
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -193,7 +194,10 @@ PG_FUNCTION_INFO_V1(popug_payout_step_sql);
 
 /*
  * SQL: popug.payout_step(upto date, batch int) RETURNS boolean (done).
- * upto NULL is yesterday in popug.timezone.
+ * upto NULL is yesterday in popug.timezone.  In a read-only transaction (a
+ * hot standby) it fails with 25006 even when there is nothing to close, as
+ * PostgreSQL's own writing commands do, so that CALL popug.payout_run on a
+ * standby never reports a payout that did not run.
  */
 Datum
 popug_payout_step_sql(PG_FUNCTION_ARGS)
@@ -212,6 +216,7 @@ popug_payout_step_sql(PG_FUNCTION_ARGS)
 				 errmsg("payout batch size must be positive")));
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "run payouts");
+	PreventCommandIfReadOnly("popug.payout_step()");
 	upto = PG_ARGISNULL(0) ? popug_today() - 1 : PG_GETARG_DATEADT(0);
 	if (upto > popug_today())
 		ereport(ERROR,
