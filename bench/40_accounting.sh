@@ -11,8 +11,7 @@ N=${ACCT_BACKLOG:-100000}
 
 # the backlog lives in a database no worker serves
 fresh_db popug_b >/dev/null || exit 1
-q popug_b "SELECT popug.consumer_create('accounting');
-	INSERT INTO popug.account (login, email, role)
+q popug_b "INSERT INTO popug.account (login, email, role)
 	SELECT 'ba' || i, 'ba' || i || '@example.com', 'worker' FROM generate_series(1, 1000) i;
 	CREATE TABLE w AS SELECT id, row_number() OVER () AS i FROM popug.account;
 	INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload)
@@ -31,8 +30,8 @@ t0=$(date +%s%N)
 BEGIN;
 WITH p AS (
 	INSERT INTO bench_payment (id, account_id, task_id, kind, debit, description, occurred_at, billing_day, event_id)
-	SELECT md5(concat_ws('|', event_id, 'assign_fee', payload->>'assignee_id', payload->>'assign_fee',
-			extract(epoch FROM occurred_at)))::uuid, (payload->>'assignee_id')::uuid, (payload->>'task_id')::uuid,
+	SELECT md5(concat_ws('|', event_id, 'assign_fee', payload->>'assignee_id'))::uuid,
+		   (payload->>'assignee_id')::uuid, (payload->>'task_id')::uuid,
 		   'assign_fee', (payload->>'assign_fee')::numeric, 'assignment fee', occurred_at, current_date, event_id
 	  FROM popug.event WHERE event_name = 'TaskAssigned' RETURNING *),
 	u AS (UPDATE bench_balance b SET amount = b.amount - s.d, updated_at = now()
@@ -48,8 +47,8 @@ settle popug_b
 t0=$(date +%s%N)
 q popug_b "WITH p AS (
 	INSERT INTO bench_payment (id, account_id, task_id, kind, debit, description, occurred_at, billing_day, event_id)
-	SELECT md5(concat_ws('|', event_id, 'assign_fee', payload->>'assignee_id', payload->>'assign_fee',
-			extract(epoch FROM occurred_at)))::uuid, (payload->>'assignee_id')::uuid, (payload->>'task_id')::uuid,
+	SELECT md5(concat_ws('|', event_id, 'assign_fee', payload->>'assignee_id'))::uuid,
+		   (payload->>'assignee_id')::uuid, (payload->>'task_id')::uuid,
 		   'assign_fee', (payload->>'assign_fee')::numeric, 'assignment fee', occurred_at, current_date, event_id
 	  FROM popug.event WHERE event_name = 'TaskAssigned' RETURNING account_id, debit)
 	UPDATE bench_balance b SET amount = b.amount - s.d, updated_at = now()

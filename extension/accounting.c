@@ -5,10 +5,18 @@
  *
  * TaskAssigned debits the assignee the task's fee, TaskCompleted credits
  * the reward, TaskCreated (v1 or v2) records the task's title for the audit
- * log.  Each payment's id is an MD5 of its source event's id, kind,
- * account, amount and timestamp, inserted ON CONFLICT DO NOTHING: applying
- * an event again writes nothing.  Only payments actually inserted move a
- * balance and produce a TransactionApplied event, in the same statement.
+ * log.  Each payment's id is md5(event_id | kind | account) as a uuid,
+ * inserted ON CONFLICT DO NOTHING: applying an event again, or a
+ * redelivered copy of it with any other field changed, writes nothing.
+ * Only payments actually inserted move a balance and produce a
+ * TransactionApplied event, in the same statement.
+ *
+ * Before anything becomes money, each event is judged in C (judge()): a
+ * name and version accounting knows, ids as strings, and amounts that are
+ * JSON numbers within the task prices' ranges with no fraction of a cent.
+ * A malformed event is set aside in popug.dead_letter without being tried;
+ * payment_apply refuses it with 22023.  The money columns also refuse NaN
+ * (see 40_accounting.sql), whatever writes them.
  *
  * Events are applied a batch at a time by one set-based statement over an
  * array of event rows.  A batch the consumer hands out for the first time
@@ -16,16 +24,25 @@
  * transaction, so its events were never applied by accounting before, and
  * the primary key still refuses a payment written by another path
  * (payment_apply, a dead letter's replay).  If that fails, the batch is
- * applied again ON CONFLICT DO NOTHING; if that fails too (a malformed
- * payload, an account accounting never heard of), each event is retried
- * alone in a subtransaction and the ones that still fail go to
- * popug.dead_letter, so a bad event never blocks the stream.
+ * applied again ON CONFLICT DO NOTHING; if that fails too (an account
+ * accounting never heard of, a balance beyond its bounds), each event is
+ * retried alone in a subtransaction and the ones that still fail go to
+ * popug.dead_letter, so a bad event never blocks the stream.  Only errors
+ * about the data are set aside (popug_try): a cancel, a timeout, a
+ * serialization failure or a deadlock fails the whole pass.
  *
  * Billing day: the statement runs after taking popug's billing lock in
  * shared mode and reading popug.billing_day_open() in a statement of its
- * own (see the top of 40_accounting.sql), so a payout that has started day
- * D never has a payment land on D behind its back.  Balances are upserted
- * in account order, as the payout does, so the two never deadlock.
+ * own through the latest snapshot (see the top of 40_accounting.sql), so
+ * a payout that has started day D never has a payment land on D behind
+ * its back, even in a REPEATABLE READ or SERIALIZABLE transaction whose
+ * snapshot predates the payout's start.  Balances are upserted in account
+ * order, as the payout does, so the two never deadlock.
+ *
+ * payment_apply applies only a row equal to the popug.event row of its id,
+ * and then the stored row, so no caller can make money of a row of their
+ * own.  popug's internal callers (dead_letter_retry) hand over rows they
+ * read from popug.event themselves.
  *
  *-------------------------------------------------------------------------
  */
@@ -41,6 +58,7 @@
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/typcache.h"
 
 #define CONSUMER "accounting"
@@ -49,7 +67,9 @@
  * Applies the events in $1 (popug.event[]): ledger_task rows, payments,
  * balances and TransactionApplied events; returns one row per payment
  * inserted.  $2 is the billing day.  Each part unnests $1 itself: a CTE of
- * the events read twice would be materialized, payloads and all.
+ * the events read twice would be materialized, payloads and all.  The
+ * events were judged first (judge()), so the amounts are JSON numbers the
+ * casts take exactly.
  * on_conflict is what to do with a payment already written: nothing (an
  * event applied again), or fail the statement (a fresh batch).
  */
@@ -61,7 +81,7 @@
 	"              ELSE substring(payload->>'title' FROM '^\\s*\\[([^]]*)\\]') END," \
 	"         CASE event_version WHEN 2 THEN payload->>'title'" \
 	"              ELSE btrim(regexp_replace(payload->>'title', '^\\s*\\[[^]]*\\]', '')) END," \
-	"         (payload->>'complete_reward')::numeric(12,2), occurred_at" \
+	"         (payload->'complete_reward')::numeric(12,2), occurred_at" \
 	"    FROM unnest($1) WHERE event_name = 'TaskCreated'" \
 	"  ON CONFLICT (task_id) DO NOTHING)," \
 	" money AS (" \
@@ -70,14 +90,13 @@
 	"    FROM unnest($1) e, LATERAL (SELECT" \
 	"         CASE e.event_name WHEN 'TaskAssigned' THEN 'assign_fee' ELSE 'complete_reward' END AS kind," \
 	"         (e.payload->>'assignee_id')::uuid AS account_id," \
-	"         CASE e.event_name WHEN 'TaskAssigned' THEN (e.payload->>'assign_fee')::numeric(12,2) ELSE 0 END AS debit," \
-	"         CASE e.event_name WHEN 'TaskCompleted' THEN (e.payload->>'complete_reward')::numeric(12,2) ELSE 0 END AS credit) x" \
+	"         CASE e.event_name WHEN 'TaskAssigned' THEN (e.payload->'assign_fee')::numeric(12,2) ELSE 0 END AS debit," \
+	"         CASE e.event_name WHEN 'TaskCompleted' THEN (e.payload->'complete_reward')::numeric(12,2) ELSE 0 END AS credit) x" \
 	"   WHERE e.event_name IN ('TaskAssigned', 'TaskCompleted'))," \
 	" paid AS (" \
 	"  INSERT INTO popug.payment (id, account_id, task_id, kind, debit, credit," \
 	"                             description, occurred_at, billing_day, event_id)" \
-	"  SELECT md5(concat_ws('|', event_id, kind, account_id, debit + credit," \
-	"                       extract(epoch FROM occurred_at)))::uuid," \
+	"  SELECT md5(concat_ws('|', event_id, kind, account_id))::uuid," \
 	"         account_id, task_id, kind, debit, credit," \
 	"         CASE kind WHEN 'assign_fee' THEN 'assignment fee' ELSE 'completion reward' END," \
 	"         occurred_at, $2, event_id" \
@@ -117,28 +136,173 @@ static PopugPlan shared_lock_plan = {
 static PopugPlan open_day_plan = {
 	"SELECT popug.billing_day_open()", 0, {}
 };
-static PopugPlan read_plan = {
-	"SELECT * FROM popug.events_read('" CONSUMER "', $1)", 1, {INT4OID}
+static PopugPlan stored_plan = {
+	"SELECT e.* FROM popug.event e WHERE e.id = $1", 1, {INT8OID}
 };
-static PopugPlan ack_plan = {
-	"SELECT popug.events_ack('" CONSUMER "')", 0, {}
-};
+
+/* What accounting does with one event. */
+typedef enum Verdict
+{
+	VERDICT_SKIP,				/* not about money or tasks */
+	VERDICT_APPLY,
+	VERDICT_REFUSE				/* malformed; the reason is given */
+} Verdict;
+
+/* Where an event row's columns are, in one result's tuple descriptor. */
+typedef struct EventCols
+{
+	int			id;
+	int			event_id;
+	int			name;
+	int			version;
+	int			payload;
+} EventCols;
+
+/* The amounts accounting takes (SPEC 4), bounds included. */
+typedef struct AmountRule
+{
+	const char *key;
+	const char *lo;
+	const char *hi;
+	Numeric		lo_num;			/* lo and hi parsed, on first use */
+	Numeric		hi_num;
+} AmountRule;
+
+static AmountRule fee_rule = {"assign_fee", "10.00", "20.00"};
+static AmountRule reward_rule = {"complete_reward", "20.00", "40.00"};
+
+/* Looks up the event columns accounting reads in tupdesc. */
+static void
+event_cols(TupleDesc tupdesc, EventCols *cols)
+{
+	cols->id = SPI_fnumber(tupdesc, "id");
+	cols->event_id = SPI_fnumber(tupdesc, "event_id");
+	cols->name = SPI_fnumber(tupdesc, "event_name");
+	cols->version = SPI_fnumber(tupdesc, "event_version");
+	cols->payload = SPI_fnumber(tupdesc, "payload");
+}
+
+/* A numeric constant kept for the backend's life. */
+static Numeric
+kept_numeric(const char *text, Numeric *cache)
+{
+	if (*cache == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		*cache = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(text),
+													 ObjectIdGetDatum(InvalidOid),
+													 Int32GetDatum(-1)));
+		MemoryContextSwitchTo(old);
+	}
+	return *cache;
+}
+
+/* What kind of JSON value v is, for messages. */
+static const char *
+json_kind(const JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "a string";
+		case jbvNumeric:
+			return "a number";
+		case jbvBool:
+			return "a boolean";
+		default:
+			return "an object or array";
+	}
+}
+
+/* Why payload's member key is not a string, or NULL when it is one. */
+static char *
+string_refusal(Jsonb *payload, const char *key)
+{
+	JsonbValue	v;
+
+	if (getKeyJsonValueFromContainer(&payload->root, key, strlen(key), &v) == NULL)
+		return psprintf("its payload has no %s", key);
+	if (v.type != jbvString)
+		return psprintf("its %s is %s, not a string", key, json_kind(&v));
+	return NULL;
+}
 
 /*
- * Whether accounting reads this event: the names and versions it knows.
- * Sets *unknown_version for a known name in a version it does not know.
+ * Why payload's amount under rule->key is refused (SPEC 4), or NULL when
+ * it is a JSON number within the rule's bounds with no fraction of a cent
+ * (12.5 and 12.50 are the same amount; 12.505 is refused, never rounded).
+ * JSON has no NaN or Infinity; a producer that wrote one as a string is
+ * refused as a string.
  */
-static bool
-wanted(const char *name, int version, bool *unknown_version)
+static char *
+amount_refusal(Jsonb *payload, AmountRule *rule)
 {
-	bool		known = strcmp(name, "TaskCreated") == 0 ||
-		strcmp(name, "TaskAssigned") == 0 ||
-		strcmp(name, "TaskCompleted") == 0;
-	bool		ok = strcmp(name, "TaskCreated") == 0 ? (version == 1 || version == 2)
-		: version == 1;
+	JsonbValue	v;
+	Datum		n;
 
-	*unknown_version = known && !ok;
-	return known && ok;
+	if (getKeyJsonValueFromContainer(&payload->root, rule->key, strlen(rule->key), &v) == NULL)
+		return psprintf("its payload has no %s", rule->key);
+	if (v.type != jbvNumeric)
+		return psprintf("its %s is %s, not a JSON number", rule->key, json_kind(&v));
+	n = NumericGetDatum(v.val.numeric);
+	if (numeric_is_nan(v.val.numeric) || numeric_is_inf(v.val.numeric) ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, n,
+										  NumericGetDatum(kept_numeric(rule->lo, &rule->lo_num)))) < 0 ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, n,
+										  NumericGetDatum(kept_numeric(rule->hi, &rule->hi_num)))) > 0 ||
+		DatumGetInt32(DirectFunctionCall1(numeric_min_scale, n)) > 2)
+		return psprintf("its %s %s is not an amount from %s to %s with at most two decimals",
+						rule->key, DatumGetCString(DirectFunctionCall1(numeric_out, n)),
+						rule->lo, rule->hi);
+	return NULL;
+}
+
+/* Why an event's payload is malformed for accounting, or NULL. */
+static char *
+payload_refusal(const char *name, Jsonb *payload)
+{
+	char	   *why;
+
+	if (!JB_ROOT_IS_OBJECT(payload))
+		return "its payload is not a JSON object";
+	if ((why = string_refusal(payload, "task_id")) != NULL)
+		return why;
+	if (strcmp(name, "TaskCreated") == 0)
+	{
+		if ((why = string_refusal(payload, "title")) != NULL)
+			return why;
+		return amount_refusal(payload, &reward_rule);
+	}
+	if ((why = string_refusal(payload, "assignee_id")) != NULL)
+		return why;
+	return amount_refusal(payload, strcmp(name, "TaskAssigned") == 0 ? &fee_rule : &reward_rule);
+}
+
+/*
+ * Judges one event row (SPEC 3 and 4): the names and versions accounting
+ * reads, with payloads fit to become money.  Sets *why for a refusal.
+ * Raises nothing for what a payload holds, so that a batch can set the
+ * event aside and go on.
+ */
+static Verdict
+judge(HeapTuple tuple, TupleDesc tupdesc, const EventCols *cols, char **why)
+{
+	char	   *name = TextDatumGetCString(popug_field(tuple, tupdesc, cols->name));
+	int32		version = DatumGetInt32(popug_field(tuple, tupdesc, cols->version));
+	bool		created = strcmp(name, "TaskCreated") == 0;
+
+	if (!created && strcmp(name, "TaskAssigned") != 0 && strcmp(name, "TaskCompleted") != 0)
+		return VERDICT_SKIP;
+	if (created ? (version != 1 && version != 2) : version != 1)
+	{
+		*why = psprintf("%s version %d is not supported", name, version);
+		return VERDICT_REFUSE;
+	}
+	*why = payload_refusal(name, DatumGetJsonbP(popug_field(tuple, tupdesc, cols->payload)));
+	return *why == NULL ? VERDICT_APPLY : VERDICT_REFUSE;
 }
 
 /*
@@ -174,9 +338,13 @@ apply_events(Datum events, bool fresh)
 	Datum		args[2];
 	bool		isnull;
 
-	/* the day is read in a statement of its own, after the lock is held */
+	/*
+	 * The day is read after the lock is held, in a statement of its own,
+	 * through the latest snapshot: a payout start committed before the lock
+	 * was granted is seen even if the transaction's snapshot is older.
+	 */
 	popug_exec(&shared_lock_plan, NULL, NULL, false, 1);
-	popug_exec(&open_day_plan, NULL, NULL, false, 1);
+	popug_exec_latest(&open_day_plan, NULL, NULL, 1);
 	args[1] = popug_get(0, 1, &isnull);
 	args[0] = events;
 	forget_stale_plans(get_array_type(popug_event_type()));
@@ -203,6 +371,25 @@ event_array(Datum *rows, int n)
 										   TYPALIGN_DOUBLE));
 }
 
+/*
+ * A row of popug.event's columns as a popug.event datum.  A row of an SPI
+ * result (an anonymous record type) is labelled popug.event; a row already
+ * of that type keeps the header heap_copy_tuple_as_datum gives it (its
+ * typmod field carries the row type's version).
+ */
+static Datum
+event_datum(HeapTuple tuple, TupleDesc tupdesc, Oid rowtype)
+{
+	HeapTupleHeader td = DatumGetHeapTupleHeader(heap_copy_tuple_as_datum(tuple, tupdesc));
+
+	if (tupdesc->tdtypeid != rowtype)
+	{
+		HeapTupleHeaderSetTypeId(td, rowtype);
+		HeapTupleHeaderSetTypMod(td, -1);
+	}
+	return PointerGetDatum(td);
+}
+
 /* Arguments of apply_events_fn, run through popug_try. */
 typedef struct ApplyArgs
 {
@@ -222,11 +409,12 @@ apply_events_fn(void *arg)
 }
 
 /*
- * Applies events in a subtransaction.  On error, returns false and sets
- * *error to the message; nothing of the events is left behind.
+ * Applies events in a subtransaction.  On an error about the data, returns
+ * false and sets *error; nothing of the events is left behind.  Any other
+ * error is raised.
  */
 static bool
-apply_safely(Datum *rows, int n, bool fresh, uint64 *written, char **error)
+apply_safely(Datum *rows, int n, bool fresh, uint64 *written, ErrorData **error)
 {
 	ApplyArgs	a = {rows, n, fresh, written};
 
@@ -241,56 +429,36 @@ static int
 apply_batch(int max_events, uint64 *written)
 {
 	SPITupleTable *tt;
-	TupleDesc	tupdesc;
+	EventCols	cols;
 	int			n;
 	int			nrows = 0;
 	Datum	   *rows;
 	int64	   *ids;
 	Datum	   *event_ids;
 	Oid			rowtype = popug_event_type();
-	Datum		arg = Int32GetDatum(max_events);
-	char	   *error;
-	int			att_id,
-				att_event_id,
-				att_name,
-				att_version;
+	ErrorData  *error;
 
-	n = (int) popug_exec(&read_plan, &arg, NULL, false, 0);
+	n = (int) popug_consumer_read(CONSUMER, max_events, &tt);
 	if (n == 0)
 		return 0;
-	tt = SPI_tuptable;
-	tupdesc = tt->tupdesc;
-	att_id = SPI_fnumber(tupdesc, "id");
-	att_event_id = SPI_fnumber(tupdesc, "event_id");
-	att_name = SPI_fnumber(tupdesc, "event_name");
-	att_version = SPI_fnumber(tupdesc, "event_version");
+	event_cols(tt->tupdesc, &cols);
 	rows = palloc(sizeof(Datum) * n);
 	ids = palloc(sizeof(int64) * n);
 	event_ids = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 	{
 		HeapTuple	tuple = tt->vals[i];
-		bool		isnull;
-		char	   *name = TextDatumGetCString(SPI_getbinval(tuple, tupdesc, att_name, &isnull));
-		int			version = DatumGetInt32(SPI_getbinval(tuple, tupdesc, att_version, &isnull));
-		bool		unknown_version;
-		HeapTupleHeader td;
+		char	   *why;
+		Verdict		verdict = judge(tuple, tt->tupdesc, &cols, &why);
 
-		if (!wanted(name, version, &unknown_version))
-		{
-			if (unknown_version)
-				popug_dead_letter(CONSUMER,
-								  SPI_getbinval(tuple, tupdesc, att_event_id, &isnull),
-								  DatumGetInt64(SPI_getbinval(tuple, tupdesc, att_id, &isnull)),
-								  psprintf("%s version %d is not supported", name, version));
+		if (verdict == VERDICT_REFUSE)
+			popug_dead_letter(CONSUMER, popug_field(tuple, tt->tupdesc, cols.event_id),
+							  DatumGetInt64(popug_field(tuple, tt->tupdesc, cols.id)), why);
+		if (verdict != VERDICT_APPLY)
 			continue;
-		}
-		td = DatumGetHeapTupleHeader(heap_copy_tuple_as_datum(tuple, tupdesc));
-		HeapTupleHeaderSetTypeId(td, rowtype);
-		HeapTupleHeaderSetTypMod(td, -1);
-		rows[nrows] = PointerGetDatum(td);
-		ids[nrows] = DatumGetInt64(SPI_getbinval(tuple, tupdesc, att_id, &isnull));
-		event_ids[nrows] = datumCopy(SPI_getbinval(tuple, tupdesc, att_event_id, &isnull),
+		rows[nrows] = event_datum(tuple, tt->tupdesc, rowtype);
+		ids[nrows] = DatumGetInt64(popug_field(tuple, tt->tupdesc, cols.id));
+		event_ids[nrows] = datumCopy(popug_field(tuple, tt->tupdesc, cols.event_id),
 									 false, UUID_LEN);
 		nrows++;
 	}
@@ -303,9 +471,9 @@ apply_batch(int max_events, uint64 *written)
 	{
 		for (int i = 0; i < nrows; i++)
 			if (!apply_safely(&rows[i], 1, false, written, &error))
-				popug_dead_letter(CONSUMER, event_ids[i], ids[i], error);
+				popug_dead_letter(CONSUMER, event_ids[i], ids[i], error->message);
 	}
-	popug_exec(&ack_plan, NULL, NULL, false, 1);
+	popug_consumer_ack(CONSUMER);
 	return n;
 }
 
@@ -357,72 +525,103 @@ popug_accounting_step(bool *more)
 }
 
 /*
- * Applies one event row (a Datum of type popug.event) for popug's own
- * callers (dead_letter_retry); returns whether it changed money.  Must run
+ * Applies one row of popug.event's columns (as in tupdesc) that popug read
+ * from its own tables (payment_apply's stored event, dead_letter_retry);
+ * returns whether it changed money.  A malformed event, or one whose
+ * payments fail for its data (an unknown account), is refused with 22023;
+ * any other error (a cancel, a deadlock) is raised as it is.  Must run
  * inside a call.
  */
 bool
-popug_payment_apply_event(Datum event)
+popug_payment_apply_event(HeapTuple tuple, TupleDesc tupdesc)
 {
-	HeapTupleHeader td = DatumGetHeapTupleHeader(event);
-	TupleDesc	tupdesc = lookup_rowtype_tupdesc(popug_event_type(), -1);
-	HeapTupleData tuple;
-	bool		isnull;
-	bool		version_null;
-	bool		unknown_version;
-	Datum		name_datum;
-	char	   *name;
-	int			version;
-	bool		ok;
+	EventCols	cols;
+	char	   *why;
+	int64		id;
+	Datum		row;
+	uint64		written = 0;
+	ErrorData  *error;
 
-	/* a fresh datum of the current row type, as the batch path makes */
-	tuple.t_len = HeapTupleHeaderGetDatumLength(td);
-	ItemPointerSetInvalid(&tuple.t_self);
-	tuple.t_tableOid = InvalidOid;
-	tuple.t_data = td;
-	name_datum = heap_getattr(&tuple, SPI_fnumber(tupdesc, "event_name"), tupdesc, &isnull);
-	version = DatumGetInt32(heap_getattr(&tuple, SPI_fnumber(tupdesc, "event_version"), tupdesc, &version_null));
-	if (isnull || version_null)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("event has no event_name or event_version")));
-	name = TextDatumGetCString(name_datum);
-	event = heap_copy_tuple_as_datum(&tuple, tupdesc);
-	ReleaseTupleDesc(tupdesc);
-
-	if (!wanted(name, version, &unknown_version))
+	event_cols(tupdesc, &cols);
+	id = DatumGetInt64(popug_field(tuple, tupdesc, cols.id));
+	switch (judge(tuple, tupdesc, &cols, &why))
 	{
-		if (unknown_version)
+		case VERDICT_SKIP:
+			return false;
+		case VERDICT_REFUSE:
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s version %d is not supported", name, version)));
-		return false;
+					 errmsg("cannot apply event " INT64_FORMAT ": %s", id, why),
+					 errhint("Amounts are JSON numbers within the task prices' ranges, ids are strings.")));
+			break;
+		case VERDICT_APPLY:
+			break;
 	}
-	PG_TRY();
-	{
-		ok = apply_events(event_array(&event, 1), false) > 0;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata = CopyErrorData();
-
-		FlushErrorState();
+	row = event_datum(tuple, tupdesc, popug_event_type());
+	if (!apply_safely(&row, 1, false, &written, &error))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cannot apply %s event: %s", name, edata->message),
+				 errmsg("cannot apply event " INT64_FORMAT ": %s", id, error->message),
+				 errdetail("Applying it failed with SQLSTATE %s.",
+						   unpack_sql_state(error->sqlerrcode)),
 				 errhint("The event's payload must name a known account and carry valid amounts.")));
-	}
-	PG_END_TRY();
-	return ok;
+	return written > 0;
+}
+
+/*
+ * The popug.event row a caller's event must be (SPEC 4): the stored row of
+ * its id, equal to it in every column; anything else is refused with
+ * 22023, so that no caller can make money of a row of their own.  Returns
+ * the stored row, as read (SPI_tuptable), and its descriptor.
+ */
+static HeapTuple
+stored_event(Datum given, TupleDesc *tupdesc)
+{
+	Oid			rowtype = popug_event_type();
+	TypeCacheEntry *tc = lookup_type_cache(rowtype, TYPECACHE_EQ_OPR_FINFO);
+	bool		isnull;
+	Datum		id = GetAttributeByName(DatumGetHeapTupleHeader(given), "id", &isnull);
+	HeapTuple	stored;
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event is not stored in popug.event"),
+				 errdetail("Its id is null."),
+				 errhint("Only events popug stored are applied, unchanged.")));
+	if (popug_exec(&stored_plan, &id, NULL, true, 1) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event is not stored in popug.event"),
+				 errdetail("No event has id " INT64_FORMAT ".", DatumGetInt64(id)),
+				 errhint("Only events popug stored are applied, unchanged.")));
+	stored = SPI_tuptable->vals[0];
+	*tupdesc = SPI_tuptable->tupdesc;
+	if (!OidIsValid(tc->eq_opr_finfo.fn_oid))
+		elog(ERROR, "popug.event has no equality operator");
+	if (!DatumGetBool(FunctionCall2(&tc->eq_opr_finfo, given,
+									event_datum(stored, *tupdesc, rowtype))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event " INT64_FORMAT " differs from the one stored in popug.event",
+						DatumGetInt64(id)),
+				 errhint("Only events popug stored are applied, unchanged.")));
+	return stored;
 }
 
 PG_FUNCTION_INFO_V1(popug_payment_apply);
 
-/* SQL: popug.payment_apply(e popug.event) RETURNS boolean */
+/*
+ * SQL: popug.payment_apply(e popug.event) RETURNS boolean.  In a read-only
+ * transaction (a hot standby) it fails with 25006 before applying, even for
+ * an event that is not about money.
+ */
 Datum
 popug_payment_apply(PG_FUNCTION_ARGS)
 {
 	PopugCall	call;
+	HeapTuple	stored;
+	TupleDesc	tupdesc;
 	bool		changed;
 
 	if (PG_ARGISNULL(0))
@@ -431,7 +630,9 @@ popug_payment_apply(PG_FUNCTION_ARGS)
 				 errmsg("event must not be null")));
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "apply payments");
-	changed = popug_payment_apply_event(PointerGetDatum(PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(0))));
+	PreventCommandIfReadOnly("popug.payment_apply()");
+	stored = stored_event(PointerGetDatum(PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(0))), &tupdesc);
+	changed = popug_payment_apply_event(stored, tupdesc);
 	popug_end(&call);
 	PG_RETURN_BOOL(changed);
 }
@@ -443,10 +644,15 @@ Datum
 popug_payments_apply(PG_FUNCTION_ARGS)
 {
 	PopugCall	call;
-	int64		max_events = PG_ARGISNULL(0) ? 10000 : PG_GETARG_INT32(0);
+	int64		max_events;
 	int64		read;
 	uint64		written;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("max_events must not be null")));
+	max_events = PG_GETARG_INT32(0);
 	if (max_events < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -17,6 +17,7 @@
 #include "popug.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
@@ -24,6 +25,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 static const char *const role_names[] = {"admin", "manager", "accountant", "worker"};
@@ -90,6 +92,14 @@ popug_begin(PopugCall *call)
 						   call->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (popug_check_database())
+	{
+		/* read-only statements of this call must see the renumbering */
+		CommandCounterIncrement();
+		PushCopiedSnapshot(GetTransactionSnapshot());
+		UpdateActiveSnapshotCommandId();
+		call->pushed_snapshot = true;
+	}
 
 	arg = DirectFunctionCall1(namein, CStringGetDatum(call->rolename));
 	if (popug_exec(&caller_plan, &arg, NULL, true, 1) == 1)
@@ -111,6 +121,8 @@ void
 popug_end(PopugCall *call)
 {
 	SPI_finish();
+	if (call->pushed_snapshot)
+		PopActiveSnapshot();
 	SetUserIdAndSecContext(call->save_userid, call->save_sec_context);
 }
 
@@ -168,16 +180,10 @@ popug_today(void)
 	return DatumGetDateADT(popug_get(0, 1, &isnull));
 }
 
-/*
- * Executes a kept plan, preparing it on first use.  Returns the number of
- * rows processed; SPI_tuptable holds the result.
- */
-uint64
-popug_exec(PopugPlan *plan, Datum *values, const char *nulls, bool read_only,
-		   long count)
+/* The plan's SPI plan, prepared and kept on first use. */
+static SPIPlanPtr
+popug_prepare(PopugPlan *plan)
 {
-	int			rc;
-
 	if (plan->plan == NULL)
 	{
 		SPIPlanPtr	p = SPI_prepare(plan->sql, plan->nargs, plan->argtypes);
@@ -188,10 +194,43 @@ popug_exec(PopugPlan *plan, Datum *values, const char *nulls, bool read_only,
 		SPI_keepplan(p);
 		plan->plan = p;
 	}
-	rc = SPI_execute_plan(plan->plan, values, nulls, read_only, count);
+	return plan->plan;
+}
+
+/* Raises the error of a failed SPI execution of plan. */
+static void
+popug_check_rc(PopugPlan *plan, int rc)
+{
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed (%s) for \"%s\"",
 			 SPI_result_code_string(rc), plan->sql);
+}
+
+/*
+ * Executes a kept plan, preparing it on first use.  Returns the number of
+ * rows processed; SPI_tuptable holds the result.
+ */
+uint64
+popug_exec(PopugPlan *plan, Datum *values, const char *nulls, bool read_only,
+		   long count)
+{
+	popug_check_rc(plan, SPI_execute_plan(popug_prepare(plan), values, nulls,
+										  read_only, count));
+	return SPI_processed;
+}
+
+/*
+ * popug_exec reading through the latest snapshot instead of the
+ * transaction's: what committed before a lock just taken was granted,
+ * even under REPEATABLE READ or SERIALIZABLE, whose transaction snapshot
+ * may be older than the lock.
+ */
+uint64
+popug_exec_latest(PopugPlan *plan, Datum *values, const char *nulls, long count)
+{
+	popug_check_rc(plan, SPI_execute_snapshot(popug_prepare(plan), values, nulls,
+											  GetLatestSnapshot(), InvalidSnapshot,
+											  false, false, count));
 	return SPI_processed;
 }
 
@@ -201,6 +240,24 @@ popug_get(int row, int col, bool *isnull)
 {
 	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col,
 						 isnull);
+}
+
+/*
+ * Column col (1-based) of a row that must not be NULL there: a NULL is
+ * 22004, naming the column, where reading on would dereference it.
+ */
+Datum
+popug_field(HeapTuple tuple, TupleDesc tupdesc, int col)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(tuple, tupdesc, col, &isnull);
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("column \"%s\" must not be null",
+						SPI_fname(tupdesc, col))));
+	return value;
 }
 
 /* Column col of row of the last result as a C string, NULL for NULL. */

@@ -21,6 +21,14 @@
  * consumer row is locked FOR UPDATE by read and ack, so readers of one
  * consumer queue up instead of sharing a batch.
  *
+ * popug's own consumers (accounting, mailer) are read and acknowledged by
+ * their C code only (popug_consumer_read/ack); events_read, events_ack and
+ * consumer_create refuse them to everyone, superusers included, since
+ * events taken from them by hand would never be applied.
+ *
+ * popug_try is the one subtransaction helper: it sets aside errors about
+ * the data (a dead letter) and raises every other error as it came.
+ *
  *-------------------------------------------------------------------------
  */
 #include "popug.h"
@@ -434,6 +442,50 @@ check_consumer_name(const char *name)
 }
 
 /*
+ * The consumers popug runs itself: what drains each from SQL, and what
+ * each does with one event when a dead letter is replayed.
+ */
+static const struct
+{
+	const char *consumer;
+	const char *drained_by;
+	bool		(*apply) (HeapTuple event, TupleDesc tupdesc);
+}			own_consumers[] =
+{
+	{"accounting", "popug.payments_apply()", popug_payment_apply_event},
+	{"mailer", "popug.mail_dispatch()", popug_mail_apply_event},
+};
+
+/*
+ * Refuses SQL access to a consumer popug runs itself (SPEC 9): events read
+ * or acknowledged from outside would never be applied by popug, and one
+ * registered from outside could start after events it must apply.
+ */
+static void
+refuse_own_consumer(const char *name, const char *action)
+{
+	for (int i = 0; i < lengthof(own_consumers); i++)
+		if (strcmp(own_consumers[i].consumer, name) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to %s popug's own event consumer \"%s\"", action, name),
+					 errdetail("\"%s\" is popug's own consumer: only its worker and %s use it.",
+							   name, own_consumers[i].drained_by),
+					 errhint("Register a consumer of your own with popug.consumer_create().")));
+}
+
+/* The text argument argno of a call; 22004 when it is NULL. */
+static char *
+text_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/*
  * Registers one of popug's own consumers if missing, at the start of the
  * stream.  Runs inside popug_begin/popug_end.
  */
@@ -446,12 +498,32 @@ popug_consumer_ensure(const char *name)
 }
 
 /*
- * Runs fn(arg) in a subtransaction.  On error, rolls it back, sets *error
- * to the message and returns false: nothing fn did is left behind.  The
- * SPI connection and kept plans of the caller survive.
+ * Whether an error is about the data being processed, which a consumer
+ * sets aside as a dead letter (SPEC 9): a data exception (class 22), an
+ * integrity constraint violation (23), or a row naming something unknown
+ * (P0002).  Anything else (a cancel, a timeout, a serialization failure or
+ * deadlock, a lock not available, running out of resources, an internal
+ * error) is about the run, not the event, and must reach the caller.
  */
 bool
-popug_try(PopugTryFn fn, void *arg, char **error)
+popug_is_data_error(int sqlerrcode)
+{
+	int			class = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return class == ERRCODE_DATA_EXCEPTION ||
+		class == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
+		sqlerrcode == ERRCODE_NO_DATA_FOUND;
+}
+
+/*
+ * Runs fn(arg) in a subtransaction.  On an error about the data
+ * (popug_is_data_error), rolls it back, sets *error to the error, SQLSTATE
+ * and all, and returns false: nothing fn did is left behind.  Any other
+ * error is rolled back and raised again as it was.  The SPI connection and
+ * kept plans of the caller survive.
+ */
+bool
+popug_try(PopugTryFn fn, void *arg, ErrorData **error)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -472,7 +544,11 @@ popug_try(PopugTryFn fn, void *arg, char **error)
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
-		*error = edata->message;
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (!popug_is_data_error(edata->sqlerrcode))
+			ReThrowError(edata);
+		*error = edata;
 		ok = false;
 	}
 	PG_END_TRY();
@@ -502,12 +578,19 @@ Datum
 popug_consumer_create(PG_FUNCTION_ARGS)
 {
 	PopugCall	call;
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	Datum		args[2] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)};
+	char	   *name = text_arg(fcinfo, 0, "consumer name");
+	Datum		args[2];
 
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("from_start must not be null")));
 	check_consumer_name(name);
+	refuse_own_consumer(name, "create");
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN, true, "create event consumers");
+	args[0] = CStringGetTextDatum(name);
+	args[1] = PG_GETARG_DATUM(1);
 	if (popug_exec(&consumer_insert_plan, args, NULL, false, 0) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -531,18 +614,23 @@ consumer_lock(Datum name, Datum *pos, bool *isnull)
 				 errhint("Register it with popug.consumer_create().")));
 	for (int i = 0; i < 6; i++)
 		pos[i] = popug_get(0, i + 1, &isnull[i]);
+	if (isnull[0] || isnull[4] != isnull[5])
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("event consumer \"%s\" has an inconsistent position",
+						TextDatumGetCString(name))));
 }
 
-PG_FUNCTION_INFO_V1(popug_events_read);
-
-/* SQL: popug.events_read(consumer, max_events) RETURNS SETOF popug.event */
-Datum
-popug_events_read(PG_FUNCTION_ARGS)
+/*
+ * Hands out the consumer's next batch, the same one again until it is
+ * acknowledged: up to max_events rows of popug.event in id order, left in
+ * *batch; returns how many.  Runs inside a call; the caller decides who
+ * may read which consumer.
+ */
+uint64
+popug_consumer_read(const char *consumer, int32 max_events, SPITupleTable **batch)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	PopugCall	call;
-	Datum		name = PG_GETARG_DATUM(0);
-	int32		max_events = PG_GETARG_INT32(1);
+	Datum		name = CStringGetTextDatum(consumer);
 	Datum		pos[6];
 	bool		isnull[6];
 	Datum		args[5];
@@ -553,10 +641,7 @@ popug_events_read(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_events must be between 1 and %d", MAX_BATCH)));
-	InitMaterializedSRF(fcinfo, 0);
-
-	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN, true, "read events");
+	*batch = NULL;
 	consumer_lock(name, pos, isnull);
 
 	if (!isnull[4])
@@ -578,8 +663,7 @@ popug_events_read(PG_FUNCTION_ARGS)
 			args[0] = name;
 			args[1] = pos[1];
 			popug_exec(&window_skip_plan, args, NULL, false, 0);
-			popug_end(&call);
-			PG_RETURN_VOID();
+			return 0;
 		}
 		pos[2] = Int64GetDatum(DatumGetInt64(pos[2]) - 1);
 		args[0] = name;
@@ -588,6 +672,10 @@ popug_events_read(PG_FUNCTION_ARGS)
 		args[3] = pos[3];
 		popug_exec(&window_set_plan, args, NULL, false, 0);
 	}
+	else if (isnull[2] || isnull[3])
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("event consumer \"%s\" has an inconsistent position", consumer)));
 
 	args[0] = pos[0];
 	args[1] = pos[1];
@@ -595,8 +683,7 @@ popug_events_read(PG_FUNCTION_ARGS)
 	args[3] = pos[3];
 	args[4] = Int64GetDatum(limit);
 	n = popug_exec(&batch_plan, args, NULL, true, 0);
-	for (uint64 i = 0; i < n; i++)
-		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+	*batch = SPI_tuptable;
 
 	if (isnull[4] && n == 0)
 	{
@@ -605,14 +692,55 @@ popug_events_read(PG_FUNCTION_ARGS)
 	}
 	else if (isnull[4])
 	{
-		bool		null;
-		Datum		last = popug_get(n - 1, 1, &null);
-
 		args[0] = name;
-		args[1] = last;
+		args[1] = popug_field((*batch)->vals[n - 1], (*batch)->tupdesc, 1);
 		args[2] = Int32GetDatum((int32) n);
 		popug_exec(&batch_set_plan, args, NULL, false, 0);
 	}
+	return n;
+}
+
+/*
+ * Acknowledges the batch the consumer read last; returns its size (0 when
+ * none is waiting).  Runs inside a call.
+ */
+int64
+popug_consumer_ack(const char *consumer)
+{
+	Datum		name = CStringGetTextDatum(consumer);
+	Datum		pos[6];
+	bool		isnull[6];
+
+	consumer_lock(name, pos, isnull);
+	if (isnull[4])
+		return 0;
+	popug_exec(&ack_plan, &name, NULL, false, 0);
+	return DatumGetInt32(pos[5]);
+}
+
+PG_FUNCTION_INFO_V1(popug_events_read);
+
+/* SQL: popug.events_read(consumer, max_events) RETURNS SETOF popug.event */
+Datum
+popug_events_read(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	PopugCall	call;
+	char	   *name = text_arg(fcinfo, 0, "consumer");
+	SPITupleTable *batch;
+	uint64		n;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("max_events must not be null")));
+	refuse_own_consumer(name, "read");
+	InitMaterializedSRF(fcinfo, 0);
+	popug_begin(&call);
+	popug_require(&call, POPUG_ADMIN, true, "read events");
+	n = popug_consumer_read(name, PG_GETARG_INT32(1), &batch);
+	for (uint64 i = 0; i < n; i++)
+		tuplestore_puttuple(rsinfo->setResult, batch->vals[i]);
 	popug_end(&call);
 	PG_RETURN_VOID();
 }
@@ -624,19 +752,13 @@ Datum
 popug_events_ack(PG_FUNCTION_ARGS)
 {
 	PopugCall	call;
-	Datum		name = PG_GETARG_DATUM(0);
-	Datum		pos[6];
-	bool		isnull[6];
-	int64		size = 0;
+	char	   *name = text_arg(fcinfo, 0, "consumer");
+	int64		size;
 
+	refuse_own_consumer(name, "acknowledge");
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN, true, "acknowledge events");
-	consumer_lock(name, pos, isnull);
-	if (!isnull[4])
-	{
-		size = DatumGetInt32(pos[5]);
-		popug_exec(&ack_plan, &name, NULL, false, 0);
-	}
+	size = popug_consumer_ack(name);
 	popug_end(&call);
 	PG_RETURN_INT64(size);
 }
@@ -649,17 +771,6 @@ popug_event_type(void)
 }
 
 /* ---- replaying dead letters ---- */
-
-/* What each of popug's own consumers does with one event. */
-static const struct
-{
-	const char *consumer;
-	bool		(*apply) (Datum event);
-}			dead_letter_handlers[] =
-{
-	{"accounting", popug_payment_apply_event},
-	{"mailer", popug_mail_apply_event},
-};
 
 static PopugPlan dead_letters_plan = {
 	"SELECT d.consumer, e.* FROM popug.dead_letter d JOIN popug.event e ON e.id = d.event "
@@ -686,6 +797,8 @@ popug_dead_letter_retry(PG_FUNCTION_ARGS)
 	uint64		n;
 	SPITupleTable *tt;
 	TupleDesc	event_desc;
+	Datum	   *values;
+	bool	   *nulls;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -701,31 +814,31 @@ popug_dead_letter_retry(PG_FUNCTION_ARGS)
 				 errmsg("no dead letter waits for event %s",
 						DatumGetCString(DirectFunctionCall1(uuid_out, event_id)))));
 	tt = SPI_tuptable;
-	event_desc = lookup_rowtype_tupdesc_copy(popug_event_type(), -1);
+	event_desc = lookup_rowtype_tupdesc(popug_event_type(), -1);
+	values = palloc(sizeof(Datum) * event_desc->natts);
+	nulls = palloc(sizeof(bool) * event_desc->natts);
 	for (uint64 i = 0; i < n; i++)
 	{
-		char	   *consumer = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
-		Datum		values[16];
-		bool		nulls[16];
+		char	   *consumer = TextDatumGetCString(popug_field(tt->vals[i], tt->tupdesc, 1));
 		Datum		args[2];
 		int			h;
 
 		/* the event's columns follow the consumer's name */
 		for (int c = 0; c < event_desc->natts; c++)
 			values[c] = SPI_getbinval(tt->vals[i], tt->tupdesc, c + 2, &nulls[c]);
-		for (h = 0; h < lengthof(dead_letter_handlers); h++)
-			if (strcmp(dead_letter_handlers[h].consumer, consumer) == 0)
+		for (h = 0; h < lengthof(own_consumers); h++)
+			if (strcmp(own_consumers[h].consumer, consumer) == 0)
 				break;
-		if (h == lengthof(dead_letter_handlers))
+		if (h == lengthof(own_consumers))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("consumer \"%s\" has no replay handler", consumer)));
-		dead_letter_handlers[h].apply(heap_copy_tuple_as_datum(heap_form_tuple(event_desc, values, nulls),
-															   event_desc));
+		own_consumers[h].apply(heap_form_tuple(event_desc, values, nulls), event_desc);
 		args[0] = CStringGetTextDatum(consumer);
 		args[1] = event_id;
 		popug_exec(&retried_plan, args, NULL, false, 0);
 	}
+	ReleaseTupleDesc(event_desc);
 	popug_end(&call);
 	PG_RETURN_INT32((int32) n);
 }

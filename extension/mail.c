@@ -69,13 +69,6 @@ typedef struct Mail
 	char	   *error;
 } Mail;
 
-static PopugPlan read_plan = {
-	"SELECT id, event_id, event_name, event_version, payload FROM popug.events_read('" CONSUMER "', $1)",
-	1, {INT4OID}
-};
-static PopugPlan ack_plan = {
-	"SELECT popug.events_ack('" CONSUMER "')", 0, {}
-};
 static PopugPlan queue_plan = {
 	"INSERT INTO popug.mail (account_id, event_id, to_addr, subject, body, status, last_error) "
 	"SELECT ($2->>'account_id')::uuid, $1, $2->>'email',"
@@ -239,69 +232,94 @@ queue_mail(Datum event_id, Datum payload)
 	popug_exec(&queue_plan, args, nulls, false, 0);
 }
 
-/* popug_try callback: queue_mail on a Datum pair. */
-static void
-queue_mail_fn(void *arg)
+/* Whether an event row (columns as in tupdesc) is a PayoutMade. */
+static bool
+is_payout(HeapTuple tuple, TupleDesc tupdesc)
 {
-	Datum	   *a = (Datum *) arg;
-
-	queue_mail(a[0], a[1]);
+	return strcmp(TextDatumGetCString(popug_field(tuple, tupdesc,
+												  SPI_fnumber(tupdesc, "event_name"))),
+				  "PayoutMade") == 0;
 }
 
 /*
- * Applies one event row (a Datum of type popug.event) for popug's own
+ * Queues the mail of one PayoutMade event row (columns as in tupdesc).
+ * Raises only what queueing raises, so a consumer can set a bad event
+ * aside.
+ */
+static void
+queue_event(HeapTuple tuple, TupleDesc tupdesc)
+{
+	int32		version = DatumGetInt32(popug_field(tuple, tupdesc,
+													SPI_fnumber(tupdesc, "event_version")));
+
+	if (version != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("PayoutMade version %d is not supported", version)));
+	queue_mail(popug_field(tuple, tupdesc, SPI_fnumber(tupdesc, "event_id")),
+			   popug_field(tuple, tupdesc, SPI_fnumber(tupdesc, "payload")));
+}
+
+/* Arguments of queue_event_fn, run through popug_try. */
+typedef struct QueueArgs
+{
+	HeapTuple	tuple;
+	TupleDesc	tupdesc;
+} QueueArgs;
+
+/* popug_try callback: queue_event. */
+static void
+queue_event_fn(void *arg)
+{
+	QueueArgs  *a = (QueueArgs *) arg;
+
+	queue_event(a->tuple, a->tupdesc);
+}
+
+/*
+ * Applies one row of popug.event's columns (as in tupdesc) for popug's own
  * callers (dead_letter_retry): queues its mail if it is a PayoutMade.
  * Returns whether it queued one.  Must run inside a call.
  */
 bool
-popug_mail_apply_event(Datum event)
+popug_mail_apply_event(HeapTuple event, TupleDesc tupdesc)
 {
-	HeapTupleHeader td = DatumGetHeapTupleHeader(event);
-	bool		isnull;
-	char	   *name = TextDatumGetCString(GetAttributeByName(td, "event_name", &isnull));
-
-	if (strcmp(name, "PayoutMade") != 0)
+	if (!is_payout(event, tupdesc))
 		return false;
-	queue_mail(GetAttributeByName(td, "event_id", &isnull),
-			   GetAttributeByName(td, "payload", &isnull));
+	queue_event(event, tupdesc);
 	return SPI_processed > 0;
 }
 
-/* Drains the mailer consumer into popug.mail.  Runs inside a call. */
+/*
+ * Drains the mailer consumer into popug.mail; an event that cannot be
+ * queued for its data is set aside as a dead letter.  Runs inside a call.
+ */
 static void
 consume(void)
 {
 	uint64		n;
-	Datum		arg = Int32GetDatum(1000);
 
 	popug_consumer_ensure(CONSUMER);
 	do
 	{
 		SPITupleTable *tt;
-		bool		isnull;
 
-		n = popug_exec(&read_plan, &arg, NULL, false, 0);
-		tt = SPI_tuptable;
+		n = popug_consumer_read(CONSUMER, 1000, &tt);
 		for (uint64 i = 0; i < n; i++)
 		{
-			HeapTuple	t = tt->vals[i];
-			Datum		a[2];
-			char	   *error;
+			QueueArgs	a = {tt->vals[i], tt->tupdesc};
+			ErrorData  *error;
 
-			if (strcmp(SPI_getvalue(t, tt->tupdesc, 3), "PayoutMade") != 0)
-				continue;
-			a[0] = SPI_getbinval(t, tt->tupdesc, 2, &isnull);
-			a[1] = SPI_getbinval(t, tt->tupdesc, 5, &isnull);
-			if (strcmp(SPI_getvalue(t, tt->tupdesc, 4), "1") != 0)
-				popug_dead_letter(CONSUMER, a[0], DatumGetInt64(SPI_getbinval(t, tt->tupdesc, 1, &isnull)),
-								  psprintf("PayoutMade version %s is not supported",
-										   SPI_getvalue(t, tt->tupdesc, 4)));
-			else if (!popug_try(queue_mail_fn, a, &error))
-				popug_dead_letter(CONSUMER, a[0], DatumGetInt64(SPI_getbinval(t, tt->tupdesc, 1, &isnull)),
-								  error);
+			if (is_payout(a.tuple, a.tupdesc) && !popug_try(queue_event_fn, &a, &error))
+				popug_dead_letter(CONSUMER,
+								  popug_field(a.tuple, a.tupdesc, SPI_fnumber(a.tupdesc, "event_id")),
+								  DatumGetInt64(popug_field(a.tuple, a.tupdesc,
+															SPI_fnumber(a.tupdesc, "id"))),
+								  error->message);
 		}
-		SPI_freetuptable(tt);
-		popug_exec(&ack_plan, NULL, NULL, false, 1);
+		if (tt != NULL)
+			SPI_freetuptable(tt);
+		popug_consumer_ack(CONSUMER);
 	} while (n > 0);
 }
 
@@ -546,11 +564,16 @@ Datum
 popug_mail_dispatch(PG_FUNCTION_ARGS)
 {
 	PopugCall	call;
-	int			max = PG_ARGISNULL(0) ? 100 : PG_GETARG_INT32(0);
+	int			max;
 	Mail	   *mails;
 	int			n;
 	int			sent;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("max_mails must not be null")));
+	max = PG_GETARG_INT32(0);
 	if (max < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

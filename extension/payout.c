@@ -37,6 +37,7 @@
 #include "popug.h"
 
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -143,7 +144,7 @@ close_day(DateADT day)
 	popug_exec(&close_plan, &arg, NULL, false, 1);
 	pj_begin(&js);
 	pj_date(&js, "billing_day", arg);
-	pj_int(&js, "accounts_paid", DatumGetInt32(popug_get(0, 1, &isnull)));
+	pj_int(&js, "accounts_paid", DatumGetInt64(popug_get(0, 1, &isnull)));
 	pj_numeric(&js, "total_paid", popug_get(0, 2, &isnull));
 	popug_event_append("BillingCycleClosed", 1, "payout", NULL, pj_end(&js));
 }
@@ -193,7 +194,10 @@ PG_FUNCTION_INFO_V1(popug_payout_step_sql);
 
 /*
  * SQL: popug.payout_step(upto date, batch int) RETURNS boolean (done).
- * upto NULL is yesterday in popug.timezone.
+ * upto NULL is yesterday in popug.timezone.  In a read-only transaction (a
+ * hot standby) it fails with 25006 even when there is nothing to close, as
+ * PostgreSQL's own writing commands do, so that CALL popug.payout_run on a
+ * standby never reports a payout that did not run.
  */
 Datum
 popug_payout_step_sql(PG_FUNCTION_ARGS)
@@ -202,12 +206,17 @@ popug_payout_step_sql(PG_FUNCTION_ARGS)
 	DateADT		upto;
 	bool		done;
 
-	if (PG_ARGISNULL(1) || PG_GETARG_INT32(1) < 1)
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("payout batch size must not be null")));
+	if (PG_GETARG_INT32(1) < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("payout batch size must be positive")));
 	popug_begin(&call);
 	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "run payouts");
+	PreventCommandIfReadOnly("popug.payout_step()");
 	upto = PG_ARGISNULL(0) ? popug_today() - 1 : PG_GETARG_DATEADT(0);
 	if (upto > popug_today())
 		ereport(ERROR,

@@ -3,6 +3,16 @@
 -- install (test/integration/20_upgrade checks the catalogs).
 \echo Use "ALTER EXTENSION popug UPDATE TO '0.2'" to load this file. \quit
 
+-- Where event transaction ids come from (see extension/sql/20_events.sql).
+CREATE TABLE popug.origin (
+	one					boolean PRIMARY KEY DEFAULT true CHECK (one),
+	system_identifier	bigint NOT NULL,
+	database			oid NOT NULL,
+	stamped_at			timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popug.origin IS
+	'The cluster (system identifier) and database whose transaction ids popug.event and popug.consumer hold';
+
 -- Backups: pg_dump keeps every table's rows and the identity sequences'
 -- positions (see extension/sql/90_dump.sql).  worker_pool keeps its row:
 -- 0.2 makes it on the first worker's arrival instead of at install.
@@ -12,6 +22,7 @@ SELECT pg_catalog.pg_extension_config_dump('popug.worker_slot', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.event', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.consumer', '');
+SELECT pg_catalog.pg_extension_config_dump('popug.origin', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.dead_letter', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.task', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.payment', '');
@@ -21,6 +32,78 @@ SELECT pg_catalog.pg_extension_config_dump('popug.billing_day', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.payout', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.mail', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.mail_id_seq', '');
+
+-- Hardening (money): NULL arguments of the consumer functions raise 22004
+-- instead of returning NULL; money columns refuse NaN; a balance stays
+-- within what one payment can pay out and day totals are wide enough that
+-- no payout or close can overflow; payment ids hash the source event's
+-- event_id, kind and account only.  See extension/sql/20_events.sql and
+-- 40_accounting.sql, whose definitions these repeat.
+
+CREATE OR REPLACE FUNCTION popug.consumer_create(name text, from_start boolean DEFAULT false)
+RETURNS void
+AS 'MODULE_PATHNAME', 'popug_consumer_create'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION popug.events_read(consumer text, max_events integer DEFAULT 1000)
+RETURNS SETOF popug.event
+AS 'MODULE_PATHNAME', 'popug_events_read'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE ROWS 1000 SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION popug.events_ack(consumer text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'popug_events_ack'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION popug.consumer_create(text, boolean) IS
+	'Registers a durable consumer at the current end of the stream, or at its start (admins; not popug''s own accounting and mailer)';
+COMMENT ON FUNCTION popug.events_read(text, integer) IS
+	'The consumer''s next batch; the same batch again until events_ack (admins; not popug''s own accounting and mailer)';
+COMMENT ON FUNCTION popug.events_ack(text) IS
+	'Acknowledges the batch last read; returns its size (admins; not popug''s own accounting and mailer)';
+
+-- A 0.1 database holding NaN or a balance beyond the bound stops the
+-- upgrade here: such money has to be corrected by hand first.
+ALTER TABLE popug.payment
+	DROP CONSTRAINT payment_debit_check,
+	DROP CONSTRAINT payment_credit_check,
+	ADD CONSTRAINT payment_debit_check CHECK (debit >= 0 AND debit <> 'NaN'),
+	ADD CONSTRAINT payment_credit_check CHECK (credit >= 0 AND credit <> 'NaN');
+ALTER TABLE popug.balance
+	ADD CONSTRAINT balance_amount_check CHECK (amount BETWEEN -9999999999.99 AND 9999999999.99);
+ALTER TABLE popug.payout
+	DROP CONSTRAINT payout_amount_check,
+	ADD CONSTRAINT payout_amount_check CHECK (amount > 0 AND amount <> 'NaN');
+ALTER TABLE popug.billing_day
+	ALTER COLUMN accounts_paid TYPE bigint,
+	ALTER COLUMN accounts_paid SET DEFAULT 0,
+	ALTER COLUMN total_paid TYPE numeric(30,2),
+	ALTER COLUMN total_paid SET DEFAULT 0,
+	ALTER COLUMN fees TYPE numeric(30,2),
+	ALTER COLUMN rewards TYPE numeric(30,2),
+	ALTER COLUMN payouts TYPE numeric(30,2);
+
+-- Payment ids.  0.1 hashed the amount and the event's occurred_at too, so
+-- a redelivered copy of an event with another timestamp or amount was
+-- charged again.  0.2 hashes event_id, kind and account only; the payments
+-- 0.1 wrote from events take the id 0.2 would give them, so that applying
+-- one of those events again after the upgrade meets its payment and writes
+-- nothing.  Where 0.1 already applied copies of one event more than once,
+-- the first payment takes the new id and the others keep theirs: they are
+-- money that was moved, and stay in the audit log.  Payout payments keep
+-- their ids, which 0.2 computes as 0.1 did.  TransactionApplied events
+-- written before the upgrade name the payments by their 0.1 ids: events are
+-- history and are never rewritten.
+UPDATE popug.payment p
+   SET id = pg_catalog.md5(pg_catalog.concat_ws('|', p.event_id, p.kind, p.account_id))::uuid
+  FROM (SELECT DISTINCT ON (event_id, kind, account_id) id
+		  FROM popug.payment
+		 WHERE kind <> 'payout' AND event_id IS NOT NULL
+		 ORDER BY event_id, kind, account_id, applied_at, id) canonical
+ WHERE p.id = canonical.id
+   AND p.id <> pg_catalog.md5(pg_catalog.concat_ws('|', p.event_id, p.kind, p.account_id))::uuid;
+
+COMMENT ON TABLE popug.payment IS 'Append-only audit log of money; id is md5(event_id|kind|account_id) of the source event, or md5(''payout''|account_id|day)';
 
 -- Hardening (input and views): every view is a security barrier, so that a
 -- function in a caller's WHERE clause sees only the rows the view lets

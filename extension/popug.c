@@ -352,10 +352,16 @@ register_worker(PopugWorkerKind kind)
 void
 _PG_init(void)
 {
-	DefineCustomStringVariable("popug.database",
-							   "Database the popug workers serve.",
-							   NULL, &popug_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	/*
+	 * Only the postmaster can define a PGC_POSTMASTER setting: a library
+	 * loaded later (CREATE EXTENSION without preloading) has no workers and
+	 * no use for it, and defining it then would end the session.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("popug.database",
+								   "Database the popug workers serve.",
+								   NULL, &popug_database, "postgres",
+								   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("popug.timezone",
 							   "Time zone of billing days and of popug.payout_at.",
 							   NULL, &popug_timezone, "UTC",

@@ -59,6 +59,7 @@ typedef struct PopugCall
 	/* restored by popug_end (or by transaction abort) */
 	Oid			save_userid;
 	int			save_sec_context;
+	bool		pushed_snapshot;	/* a snapshot of its own, see popug_begin */
 } PopugCall;
 
 extern void popug_begin(PopugCall *call);
@@ -80,7 +81,10 @@ typedef struct PopugPlan
 
 extern uint64 popug_exec(PopugPlan *plan, Datum *values, const char *nulls,
 						 bool read_only, long count);
+extern uint64 popug_exec_latest(PopugPlan *plan, Datum *values,
+								const char *nulls, long count);
 extern Datum popug_get(int row, int col, bool *isnull);
+extern Datum popug_field(HeapTuple tuple, TupleDesc tupdesc, int col);
 extern char *popug_get_text(int row, int col);
 extern void popug_make_uuid(pg_uuid_t *out);
 extern DateADT popug_today(void);
@@ -92,6 +96,10 @@ extern char *popug_quote(const char *s);
 extern const char *popug_email_problem(const char *addr, bool dotted_domain);
 extern void popug_check_email(const char *addr);
 extern void popug_check_day(DateADT day, const char *name);
+
+/* ---- the database a call runs in (origin.c) ---- */
+extern char *popug_installed_version(void);
+extern bool popug_check_database(void);
 
 /* ---- events (events.c) ---- */
 typedef struct PopugJson
@@ -112,9 +120,13 @@ extern int64 popug_event_append(const char *name, int version,
 								const pg_uuid_t *aggregate_id, Jsonb *payload);
 extern void popug_events_written(void);
 extern void popug_consumer_ensure(const char *name);
+extern uint64 popug_consumer_read(const char *name, int32 max_events,
+								  SPITupleTable **batch);
+extern int64 popug_consumer_ack(const char *name);
 extern Oid	popug_event_type(void);
 typedef void (*PopugTryFn) (void *arg);
-extern bool popug_try(PopugTryFn fn, void *arg, char **error);
+extern bool popug_is_data_error(int sqlerrcode);
+extern bool popug_try(PopugTryFn fn, void *arg, ErrorData **error);
 extern void popug_dead_letter(const char *consumer, Datum event_id,
 							  int64 event, const char *error);
 
@@ -124,7 +136,7 @@ extern void popug_dead_letter(const char *consumer, Datum event_id,
 
 /* accounting (accounting.c) */
 extern int64 popug_accounting_step(bool *more);
-extern bool popug_payment_apply_event(Datum event);
+extern bool popug_payment_apply_event(HeapTuple event, TupleDesc tupdesc);
 
 /* payout (payout.c) */
 extern bool popug_payout_step(DateADT upto, int batch);
@@ -133,7 +145,7 @@ extern int64 popug_scheduler_step(bool *more);
 /* mail (mail.c) */
 extern void popug_mail_settings(void);
 extern int64 popug_mailer_step(bool *more);
-extern bool popug_mail_apply_event(Datum event);
+extern bool popug_mail_apply_event(HeapTuple event, TupleDesc tupdesc);
 
 /* stats (stats.c) */
 

@@ -83,9 +83,9 @@ static PopugPlan days_plan = {
 	"  UNION ALL"
 	"  SELECT day, negative_workers, fees, rewards, payouts, completed FROM popug.billing_day"
 	"   WHERE day >= $1 AND day < $4)"
-	"SELECT d.day, COALESCE(f.fees - f.rewards, 0)::numeric(14,2), COALESCE(f.n, 0),"
-	"       COALESCE(f.fees, 0)::numeric(14,2), COALESCE(f.rewards, 0)::numeric(14,2),"
-	"       COALESCE(f.payouts, 0)::numeric(14,2), COALESCE(c.n, 0), COALESCE(f.completed, 0)"
+	"SELECT d.day, COALESCE(f.fees - f.rewards, 0)::numeric(30,2), COALESCE(f.n, 0),"
+	"       COALESCE(f.fees, 0)::numeric(30,2), COALESCE(f.rewards, 0)::numeric(30,2),"
+	"       COALESCE(f.payouts, 0)::numeric(30,2), COALESCE(c.n, 0), COALESCE(f.completed, 0)"
 	"  FROM days d LEFT JOIN figures f USING (day) LEFT JOIN created c USING (day) ORDER BY d.day",
 	4, {DATEOID, DATEOID, TEXTOID, DATEOID}
 };

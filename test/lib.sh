@@ -17,7 +17,7 @@ PYTHON=/usr/bin/python3
 POPUG_PACKAGES="build-essential postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
 	postgresql-$PG_MAJOR-pgtap postgresql-$PG_MAJOR-cron libcurl4-openssl-dev
 	libpq-dev libtap-parser-sourcehandler-pgtap-perl python3 python3-aiosmtpd
-	python3-psycopg2 curl libipc-run-perl"
+	python3-psycopg2 curl libipc-run-perl pgbackrest"
 
 log() { printf '\n=== %s\n' "$*" >&2; }
 
@@ -38,19 +38,47 @@ ensure_deps() {
 		--no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Builds popug and installs it into tmp_install/, a copy of the system
-# PostgreSQL tree that PostgreSQL finds its files in relative to its binaries.
-stage_install() {
-	make -C "$POPUG_ROOT" -s PG_CONFIG=$SYS_PG_CONFIG >/dev/null || return 1
-	local lib share
+# stage_tree SRC DEST: builds popug from source tree SRC and installs it into
+# DEST, a fresh copy of the system PostgreSQL tree that PostgreSQL finds its
+# files in relative to its binaries.
+stage_tree() {
+	local src=$1 dest=$2 lib share
+	make -C "$src" -s PG_CONFIG=$SYS_PG_CONFIG >/dev/null || return 1
 	lib=$(dirname "$($SYS_PG_CONFIG --pkglibdir)")	# /usr/lib/postgresql/15
 	share=$($SYS_PG_CONFIG --sharedir)			# /usr/share/postgresql/15
-	rm -rf "$STAGE"
-	mkdir -p "$STAGE$(dirname "$lib")" "$STAGE$(dirname "$share")"
-	cp -a "$lib" "$STAGE$(dirname "$lib")/"
-	cp -a "$share" "$STAGE$(dirname "$share")/"
-	make -C "$POPUG_ROOT" -s PG_CONFIG=$SYS_PG_CONFIG install DESTDIR="$STAGE" >/dev/null || return 1
-	chmod -R a+rX "$STAGE"
+	rm -rf "$dest"
+	mkdir -p "$dest$(dirname "$lib")" "$dest$(dirname "$share")"
+	cp -a "$lib" "$dest$(dirname "$lib")/"
+	cp -a "$share" "$dest$(dirname "$share")/"
+	make -C "$src" -s PG_CONFIG=$SYS_PG_CONFIG install DESTDIR="$dest" >/dev/null || return 1
+	chmod -R a+rX "$dest"
+}
+
+# Builds popug and installs it into tmp_install/.
+stage_install() {
+	stage_tree "$POPUG_ROOT" "$STAGE"
+}
+
+# stage_released VERSION: popug as released at VERSION (the commit that
+# extension/released names), built from git history into
+# tmp_install-VERSION/, for the upgrade test.  Kept while the commit is.
+stage_released() {
+	local version=$1 commit src dest=$POPUG_ROOT/tmp_install-$1
+	commit=$(awk -v v="$version" '$1 == v { print $2 }' "$POPUG_ROOT/extension/released")
+	[ -n "$commit" ] || { echo "version $version is not in extension/released" >&2; return 1; }
+	if [ -f "$dest/.commit" ] && [ "$(cat "$dest/.commit")" = "$commit" ]; then
+		return 0
+	fi
+	git -C "$POPUG_ROOT" cat-file -e "$commit^{commit}" 2>/dev/null || {
+		echo "commit $commit of popug $version is not in this clone's history" >&2
+		return 1
+	}
+	src=$(mktemp -d /tmp/popug-src.XXXXXX)
+	git -C "$POPUG_ROOT" archive "$commit" | tar -x -C "$src" &&
+		stage_tree "$src" "$dest" && echo "$commit" >"$dest/.commit"
+	local rc=$?
+	rm -rf "$src"
+	return $rc
 }
 
 # sanitize_server: makes the staged postgres a wrapper that runs the real

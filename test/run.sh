@@ -58,6 +58,13 @@ if ! stage_install; then
 	failed=1
 	finish
 fi
+# every released version, for the upgrade test
+for v in $(awk '!/^#/ && NF { print $1 }' extension/released); do
+	if ! stage_released "$v"; then
+		echo "FAILED: build of released version $v" >&2
+		failed=$((failed + 1))
+	fi
+done
 
 WORK=$(mktemp -d /tmp/popug-test.XXXXXX)
 chmod 755 "$WORK"

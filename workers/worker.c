@@ -16,7 +16,6 @@
 #include "popug.h"
 
 #include "access/xact.h"
-#include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -102,16 +101,21 @@ wait_for_work(PopugWorkerKind kind, long idle_ms)
 	}
 }
 
-/* One pass: a transaction around the step, unless the extension is absent. */
+/*
+ * One pass: a transaction around the step, unless the extension is absent
+ * or at another version than this library (until ALTER EXTENSION UPDATE).
+ */
 static int64
 run_pass(PopugWorkerKind kind, PopugWorkerStep step, bool *more, bool *present)
 {
 	int64		n = 0;
+	char	   *version;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	*present = OidIsValid(get_extension_oid("popug", true));
+	version = popug_installed_version();
+	*present = version != NULL && strcmp(version, POPUG_VERSION) == 0;
 	if (*present)
 	{
 		pgstat_report_activity(STATE_RUNNING, popug_worker_names[kind]);
@@ -138,6 +142,13 @@ popug_worker_main(PopugWorkerKind kind, PopugWorkerStep step, long idle_ms,
 	BackgroundWorkerInitializeConnection(popug_database, NULL, 0);
 	popug_status_attach(kind);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * Each pass reads what committed before the locks it takes were
+	 * granted, whatever default_transaction_isolation the cluster has.
+	 */
+	SetConfigOption("default_transaction_isolation", "read committed",
+					PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("application_name", MyBgworkerEntry->bgw_type,
 					PGC_USERSET, PGC_S_SESSION);
 	pgstat_report_appname(MyBgworkerEntry->bgw_type);
@@ -167,10 +178,14 @@ popug_worker_main(PopugWorkerKind kind, PopugWorkerStep step, long idle_ms,
 			if (present)
 				popug_status_set(kind, "idle", n, backoff > 0 ? "" : NULL);
 			else
-				popug_status_set(kind, "waiting for extension popug", 0, NULL);
+				popug_status_set(kind, "waiting for extension popug " POPUG_VERSION, 0, NULL);
 			backoff = 0;
 			if (!present && idle_ms <= 0)
+			{
+				/* look again after the poll, woken or not */
 				wait_for_work(kind, NO_EXTENSION_POLL_MS);
+				more = true;
+			}
 			else if (n > 0 && min_gap_ms > 0)
 				pause_for(min_gap_ms);
 		}

@@ -51,22 +51,23 @@ COMMENT ON TABLE popug.dead_letter IS 'Events popug''s own consumers could not p
 CREATE FUNCTION popug.consumer_create(name text, from_start boolean DEFAULT false)
 RETURNS void
 AS 'MODULE_PATHNAME', 'popug_consumer_create'
-LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.consumer_create(text, boolean) IS
-	'Registers a durable consumer at the current end of the stream, or at its start';
+	'Registers a durable consumer at the current end of the stream, or at its start (admins; not popug''s own accounting and mailer)';
 
 CREATE FUNCTION popug.events_read(consumer text, max_events integer DEFAULT 1000)
 RETURNS SETOF popug.event
 AS 'MODULE_PATHNAME', 'popug_events_read'
-LANGUAGE C STRICT VOLATILE ROWS 1000 SET search_path = pg_catalog, pg_temp;
+LANGUAGE C CALLED ON NULL INPUT VOLATILE ROWS 1000 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.events_read(text, integer) IS
-	'The consumer''s next batch; the same batch again until events_ack';
+	'The consumer''s next batch; the same batch again until events_ack (admins; not popug''s own accounting and mailer)';
 
 CREATE FUNCTION popug.events_ack(consumer text)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'popug_events_ack'
-LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION popug.events_ack(text) IS 'Acknowledges the batch last read; returns its size';
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.events_ack(text) IS
+	'Acknowledges the batch last read; returns its size (admins; not popug''s own accounting and mailer)';
 
 -- jsonb_build_object() for event payloads built row by row in one
 -- statement: argument types are resolved once per statement, not per value.
@@ -123,3 +124,15 @@ AS 'MODULE_PATHNAME', 'popug_dead_letter_retry'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.dead_letter_retry(uuid) IS
 	'Replays a dead-lettered event to the consumers that set it aside, once its cause is fixed; returns how many (admins)';
+
+-- Where the transaction ids in popug.event and popug.consumer come from:
+-- the cluster and database that wrote them.  A restored dump names another
+-- one, and the first call carries its positions over (extension/origin.c).
+CREATE TABLE popug.origin (
+	one					boolean PRIMARY KEY DEFAULT true CHECK (one),
+	system_identifier	bigint NOT NULL,
+	database			oid NOT NULL,
+	stamped_at			timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE popug.origin IS
+	'The cluster (system identifier) and database whose transaction ids popug.event and popug.consumer hold';

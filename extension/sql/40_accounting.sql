@@ -8,13 +8,23 @@
 -- popug.xact_lock(1, ...)).  So once the payout of D has started, every payment
 -- applied counts on D + 1 or later, and none in flight can still land on D.
 
+-- Money never overflows (SPEC 4).  A payment carries at most what
+-- numeric(12,2) holds, and a balance is kept within the same bound, which
+-- is what one payment can pay out: what an account is owed for a day is
+-- its balance as that day ended, so a payout always fits in one payment.
+-- An event that would take a balance beyond it fails and is set aside as
+-- a dead letter instead.  Day totals (billing_day) are numeric(30,2): a
+-- day pays each account at most that bound once, and no table holds the
+-- 10^18 accounts or payments it would take to overflow.  NaN, which
+-- compares above every number, is refused wherever money is stored;
+-- numeric(p,s) already refuses Infinity.
 CREATE TABLE popug.payment (
 	id				uuid PRIMARY KEY,
 	account_id		uuid NOT NULL,	-- checked by its writers, see below
 	task_id			uuid,
 	kind			text NOT NULL CHECK (kind IN ('assign_fee', 'complete_reward', 'payout')),
-	debit			numeric(12,2) NOT NULL DEFAULT 0 CHECK (debit >= 0),
-	credit			numeric(12,2) NOT NULL DEFAULT 0 CHECK (credit >= 0),
+	debit			numeric(12,2) NOT NULL DEFAULT 0 CHECK (debit >= 0 AND debit <> 'NaN'),
+	credit			numeric(12,2) NOT NULL DEFAULT 0 CHECK (credit >= 0 AND credit <> 'NaN'),
 	description		text NOT NULL,
 	occurred_at		timestamptz NOT NULL,
 	applied_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -23,7 +33,7 @@ CREATE TABLE popug.payment (
 );
 CREATE INDEX payment_account_day_idx ON popug.payment (account_id, billing_day);
 CREATE INDEX payment_day_idx ON popug.payment (billing_day);
-COMMENT ON TABLE popug.payment IS 'Append-only audit log of money; id is a hash of the source event';
+COMMENT ON TABLE popug.payment IS 'Append-only audit log of money; id is md5(event_id|kind|account_id) of the source event, or md5(''payout''|account_id|day)';
 -- account_id has no foreign key: a per-row RI check (a row lock on the
 -- account) cost more than the payment itself.  Every payment moves its
 -- account's balance in the same statement, and the balance does have its
@@ -33,7 +43,8 @@ COMMENT ON TABLE popug.payment IS 'Append-only audit log of money; id is a hash 
 
 CREATE TABLE popug.balance (
 	account_id		uuid PRIMARY KEY REFERENCES popug.account (id),
-	amount			numeric(14,2) NOT NULL DEFAULT 0,
+	amount			numeric(14,2) NOT NULL DEFAULT 0
+					CHECK (amount BETWEEN -9999999999.99 AND 9999999999.99),
 	updated_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
 ) WITH (fillfactor = 70);
 COMMENT ON TABLE popug.balance IS 'Each account''s balance: the sum of credit - debit of its payments';
@@ -51,14 +62,14 @@ COMMENT ON TABLE popug.ledger_task IS 'Accounting''s projection of tasks (titles
 CREATE TABLE popug.billing_day (
 	day				date PRIMARY KEY,
 	closed_at		timestamptz,
-	accounts_paid	integer NOT NULL DEFAULT 0,
-	total_paid		numeric(14,2) NOT NULL DEFAULT 0,
+	accounts_paid	bigint NOT NULL DEFAULT 0,
+	total_paid		numeric(30,2) NOT NULL DEFAULT 0,
 	paid_upto		uuid,			-- the last account paid, while the payout runs
 	-- the day's statistics (SPEC 7), final once its payout has started:
 	negative_workers bigint,		-- workers in debt at the end of the day (as batches walk)
-	fees			numeric(14,2),	-- assignment fees charged (at the close)
-	rewards			numeric(14,2),	-- completion rewards credited
-	payouts			numeric(14,2),	-- paid out
+	fees			numeric(30,2),	-- assignment fees charged (at the close)
+	rewards			numeric(30,2),	-- completion rewards credited
+	payouts			numeric(30,2),	-- paid out
 	completed		bigint			-- tasks completed
 );
 COMMENT ON TABLE popug.billing_day IS 'Days whose payout has started; closed_at is set when every account is done';
@@ -66,7 +77,7 @@ COMMENT ON TABLE popug.billing_day IS 'Days whose payout has started; closed_at 
 CREATE TABLE popug.payout (
 	account_id		uuid NOT NULL,	-- an account with a balance row, see below
 	billing_day		date NOT NULL,
-	amount			numeric(14,2) NOT NULL CHECK (amount > 0),
+	amount			numeric(14,2) NOT NULL CHECK (amount > 0 AND amount <> 'NaN'),
 	paid_at			timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	PRIMARY KEY (account_id, billing_day)
 );

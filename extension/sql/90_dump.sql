@@ -10,6 +10,7 @@ SELECT pg_catalog.pg_extension_config_dump('popug.worker_slot', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.event', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.consumer', '');
+SELECT pg_catalog.pg_extension_config_dump('popug.origin', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.dead_letter', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.task', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.payment', '');

@@ -83,7 +83,7 @@ SELECT pg_temp.add('days', 'SELECT count(*) FROM popug.stats_most_expensive_task
 	$$'-infinity', 'infinity'$$, $$current_date, 'infinity'$$, $$'-infinity', current_date$$,
 	$$'4713-01-01 BC', '4713-01-02 BC'$$, $$'5874897-12-30', '5874897-12-31'$$, $$'0001-01-01', '9999-12-31'$$);
 SELECT pg_temp.add('days', 'SELECT popug.payout_step(%s)', '22023', :'money',
-	$$'infinity', 10$$, $$'5874897-12-31', 10$$, $$current_date, 0$$, $$current_date, -1$$, $$current_date, NULL$$);
+	$$'infinity', 10$$, $$'5874897-12-31', 10$$, $$current_date, 0$$, $$current_date, -1$$);
 SELECT pg_temp.add('days', 'CALL popug.payout_run(%s)', '22023', :'money', $$'infinity'$$, $$'5874897-12-31'$$);
 
 -- ---- NULL where a value is needed: 22004 ----
@@ -98,6 +98,8 @@ SELECT pg_temp.add('null', 'SELECT count(*) FROM popug.stats_days(%s)', '22004',
 	$$NULL, current_date$$, $$current_date, NULL$$, 'NULL, NULL');
 SELECT pg_temp.add('null', 'SELECT count(*) FROM popug.stats_most_expensive_task(%s)', '22004', :'analytics',
 	$$NULL, current_date$$, 'NULL, NULL');
+SELECT pg_temp.add('null', 'SELECT popug.payout_step(%s)', '22004', :'money', $$current_date, NULL$$);
+SELECT pg_temp.add('null', 'SELECT popug.mail_dispatch(%s)', '22004', :'admins', 'NULL');
 
 -- ---- unknown ids and logins ----
 SELECT pg_temp.add('unknown', 'SELECT popug.account_set_role(%s)', 'P0002', :'admins',
@@ -215,7 +217,6 @@ INSERT INTO fine VALUES ('days', 'SELECT count(*) FROM popug.stats_days(''0001-0
 	('days', 'SELECT popug.payout_step(''4713-01-01 BC'', 10)', 't_accountant'),
 	('null', 'SELECT popug.task_create(''Fix it'', NULL, NULL)', 't_worker1'),
 	('null', 'SELECT count(*) FROM popug.stats_day(NULL)', 't_accountant'),
-	('null', 'SELECT popug.mail_dispatch(NULL)', 't_admin'),
 	('null', 'SELECT popug.account_create(''t_new'', ''a@example.com'', ''worker'', NULL)', 't_admin');
 CREATE TEMP TABLE fine_got AS SELECT f.*, pg_temp.try(f.login, f.sql) AS result FROM fine f;
 SELECT is((SELECT string_agg(format('%s: %s', sql, result), E'\n') FROM fine_got WHERE class = 'email' AND result <> 'ok'),

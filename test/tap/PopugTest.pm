@@ -11,7 +11,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Exporter 'import';
 
-our @EXPORT = qw(popug_node popug_create);
+our @EXPORT = qw(popug_node popug_create popug_wait_workers);
 
 # popug_node(NAME, install_path => DIR, init => {...}, conf => "lines"):
 # an initialized, not yet started node with popug preloaded.
@@ -37,6 +37,18 @@ sub popug_create
 	$db //= 'popug';
 	$node->safe_psql('postgres', "CREATE DATABASE $db");
 	$node->safe_psql($db, 'CREATE EXTENSION popug');
+	return;
+}
+
+# popug_wait_workers(NODE, DB = 'popug'): waits until every popug worker
+# serves DB (they retry every few seconds until it has the extension).
+sub popug_wait_workers
+{
+	my ($node, $db) = @_;
+	$db //= 'popug';
+	$node->poll_query_until($db,
+		"SELECT count(*) = 4 FROM popug.worker_status WHERE pid IS NOT NULL AND state NOT LIKE 'waiting%' AND state <> 'starting'")
+	  or die 'popug workers did not start: ' . $node->safe_psql($db, 'SELECT * FROM popug.worker_status');
 	return;
 }
 

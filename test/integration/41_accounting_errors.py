@@ -1,0 +1,265 @@
+"""Errors reach the caller; only bad data is set aside (SPEC 9), and a
+payment never lands on a day whose payout has started (SPEC 4), whatever
+the isolation level.
+
+payments_apply in a database no worker serves, against a second session:
+a statement timeout, a lock timeout, a pg_cancel_backend, a deadlock and a
+serialization failure each fail the call with their own SQLSTATE and leave
+no dead letter; the events are applied once the obstacle is gone.  Then
+REPEATABLE READ and SERIALIZABLE transactions whose snapshot predates a
+payout's start apply payments on the next day.  Last, the accounting worker
+under a cluster-wide default_transaction_isolation of repeatable read keeps
+applying events while a payout closes the day."""
+import datetime
+import os
+import sys
+import time
+
+import psycopg2
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from tap import Background, connect, done, ensure_roles, is_, note, ok, q, q1, reset_popug, wait_for, wait_workers  # noqa: E402
+
+DB = "popug_errors"
+BILLING_LOCK = "SELECT pg_advisory_xact_lock(1886351207, 1)"  # popug.xact_lock(1, true)
+ensure_roles("t_ee_admin", "t_ee_mgr", "t_ee_acc", "t_ee_w1", "t_ee_w2")
+
+
+def fresh():
+    """A fresh database with popug, an admin, a manager, an accountant and two workers."""
+    c = connect("postgres")
+    c.cursor().execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % DB)
+    c.cursor().execute("CREATE DATABASE %s" % DB)
+    c.close()
+    q("CREATE EXTENSION popug", db=DB)
+    for login, role in (("t_ee_admin", "admin"), ("t_ee_mgr", "manager"), ("t_ee_acc", "accountant"),
+                        ("t_ee_w1", "worker"), ("t_ee_w2", "worker")):
+        q("SELECT popug.account_create(%s, %s, %s)", (login, login + "@example.com", role), db=DB)
+
+
+def tasks(n):
+    """n new tasks: their events wait for accounting."""
+    c = connect(DB)
+    with c.cursor() as cur:
+        cur.execute("SET ROLE t_ee_mgr")
+        for i in range(n):
+            cur.execute("SELECT popug.task_create(%s)", ("Task %d" % i,))
+    c.close()
+
+
+def session(role="t_ee_acc"):
+    c = connect(DB)
+    c.cursor().execute("SET ROLE %s" % role)
+    return c
+
+
+def sqlstate(conn, sql):
+    """Runs sql; returns 'ok' or the SQLSTATE it failed with."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+        return "ok"
+    except psycopg2.Error as e:
+        return e.pgcode
+
+
+def waiting(pid):
+    return q1("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,), db="postgres") == "Lock"
+
+
+def dead_letters():
+    return q1("SELECT count(*) FROM popug.dead_letter", db=DB)
+
+
+def payments():
+    return q1("SELECT count(*) FROM popug.payment", db=DB)
+
+
+def blocked_apply(name, setup, obstacle, want, cancel=False):
+    """payments_apply, blocked by another session's obstacle: fails with want,
+    sets nothing aside, writes nothing; applies everything once it is gone."""
+    tasks(3)
+    before = payments()
+    holder = connect(DB, autocommit=False)
+    holder.cursor().execute(obstacle)
+    a = session()
+    for s in setup:
+        a.cursor().execute(s)
+    t = Background(sqlstate, a, "SELECT popug.payments_apply()")
+    if cancel:
+        ok(wait_for(lambda: waiting(a.get_backend_pid()), 10, 0.02), "%s: payments_apply waits for the billing lock" % name)
+        q("SELECT pg_cancel_backend(%s)", (a.get_backend_pid(),), db="postgres")
+    t.join(30)
+    is_(t.result, want, "%s: payments_apply fails with %s" % (name, want))
+    is_(dead_letters(), 0, "%s: no event was set aside as a dead letter" % name)
+    is_(payments(), before, "%s: no payment was written" % name)
+    holder.rollback()
+    holder.close()
+    a.cursor().execute("RESET ALL")
+    is_(sqlstate(a, "SELECT popug.payments_apply()"), "ok", "%s: once the obstacle is gone, it runs" % name)
+    is_(payments(), before + 3, "%s: and applies the three fees" % name)
+    a.close()
+
+
+fresh()
+tasks(1)
+q("SELECT popug.payments_apply()", db=DB)
+
+# ---- a timeout, a lock timeout, a cancel: raised, nothing set aside ----
+blocked_apply("statement_timeout", ["SET statement_timeout = '300ms'"], BILLING_LOCK, "57014")
+blocked_apply("lock_timeout", ["SET lock_timeout = '300ms'"], BILLING_LOCK, "55P03")
+blocked_apply("pg_cancel_backend", [], BILLING_LOCK, "57014", cancel=True)
+
+# ---- a deadlock: the balance row against the billing lock ----
+tasks(2)
+q("INSERT INTO popug.balance (account_id, amount) SELECT id, 0 FROM popug.account WHERE role = 'worker' "
+  "ON CONFLICT DO NOTHING", db=DB)
+before = payments()
+holder = connect(DB, autocommit=False)
+holder.cursor().execute("SET deadlock_timeout = '60s'")
+holder.cursor().execute("SELECT * FROM popug.balance FOR UPDATE")
+a = session()
+a.cursor().execute("RESET ROLE")
+a.cursor().execute("SET deadlock_timeout = '2s'")
+a.cursor().execute("SET ROLE t_ee_acc")
+t = Background(sqlstate, a, "SELECT popug.payments_apply()")
+ok(wait_for(lambda: waiting(a.get_backend_pid()), 10, 0.02),
+   "deadlock: payments_apply, holding the billing lock shared, waits for a balance row")
+h = Background(sqlstate, holder, BILLING_LOCK)
+t.join(30)
+is_(t.result, "40P01", "deadlock: payments_apply fails with 40P01")
+h.join(30)
+is_(h.result, "ok", "deadlock: the other session then gets the billing lock")
+is_(dead_letters(), 0, "deadlock: no event was set aside")
+is_(payments(), before, "deadlock: no payment was written")
+holder.rollback()
+holder.close()
+is_(sqlstate(a, "SELECT popug.payments_apply()"), "ok", "deadlock: then it runs")
+is_(payments(), before + 2, "deadlock: and applies both fees")
+a.close()
+
+# ---- a serialization failure: a balance changed after the snapshot ----
+tasks(2)
+before = payments()
+a = session()
+a.autocommit = False
+a.cursor().execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+a.cursor().execute("SELECT count(*) FROM popug.my_balance")
+q("UPDATE popug.balance SET updated_at = now()", db=DB)
+is_(sqlstate(a, "SELECT popug.payments_apply()"), "40001",
+    "serialization failure: payments_apply in REPEATABLE READ over a balance changed since its snapshot fails with 40001")
+a.rollback()
+is_(dead_letters(), 0, "serialization failure: no event was set aside")
+is_(payments(), before, "serialization failure: no payment was written")
+a.autocommit = True
+is_(sqlstate(a, "SELECT popug.payments_apply()"), "ok", "serialization failure: retried, it runs")
+is_(payments(), before + 2, "serialization failure: and applies both fees")
+a.close()
+
+
+# ---- REPEATABLE READ / SERIALIZABLE against a payout's start ----
+def closed_day_violations():
+    """Accounts whose payments up to a day whose payout has started sum above zero."""
+    return q1("SELECT count(*) FROM popug.billing_day d, popug.account a "
+              "WHERE (SELECT sum(credit - debit) FROM popug.payment p "
+              "       WHERE p.account_id = a.id AND p.billing_day <= d.day) > 0", db=DB)
+
+
+def isolated_apply(level, race):
+    """A transaction at level takes its snapshot; a payout starts day D (and
+    closes it, or holds its start uncommitted while the transaction waits for
+    the billing lock); the transaction then applies a fee: on D + 1."""
+    fresh()
+    tasks(1)
+    q("SELECT popug.payments_apply()", db=DB)     # a payment on D, so D has a payout
+    day = q1("SELECT billing_day FROM popug.payment", db=DB)
+    tasks(1)                                       # its fee waits
+    r = session()
+    r.autocommit = False
+    r.cursor().execute("SET TRANSACTION ISOLATION LEVEL %s" % level)
+    r.cursor().execute("SELECT count(*) FROM popug.my_balance")  # the snapshot
+    p = session()
+    if race:
+        p.autocommit = False
+        with p.cursor() as cur:
+            cur.execute("SELECT popug.payout_step(%s, 1000)", (day,))   # starts D, holds the lock
+        t = Background(sqlstate, r, "SELECT popug.payments_apply()")
+        ok(wait_for(lambda: waiting(r.get_backend_pid()), 10, 0.02),
+           "%s, racing the start: payments_apply waits for the payout's start to commit" % level)
+        p.commit()
+        t.join(30)
+        got = t.result
+    else:
+        p.cursor().execute("CALL popug.payout_run(%s)", (day,))
+        got = sqlstate(r, "SELECT popug.payments_apply()")
+    what = "%s, %s" % (level, "racing the start" if race else "after the whole payout")
+    if got == "ok":
+        r.commit()
+        is_(q1("SELECT array_agg(billing_day ORDER BY billing_day) FROM popug.payment WHERE kind = 'assign_fee'", db=DB),
+            [day, day + datetime.timedelta(days=1)],
+            "%s: the fee applied counts on the day after the one whose payout started" % what)
+    else:
+        r.rollback()
+        is_(got, "40001", "%s: payments_apply may only fail as a serialization failure" % what)
+    p.autocommit = True
+    p.cursor().execute("CALL popug.payout_run(%s)", (day,))
+    is_(closed_day_violations(), 0, "%s: no account is owed anything for a closed day" % what)
+    r.close()
+    p.close()
+
+
+isolated_apply("REPEATABLE READ", race=False)
+isolated_apply("REPEATABLE READ", race=True)
+isolated_apply("SERIALIZABLE", race=True)
+
+# ---- the accounting worker under cluster-wide repeatable read ----
+q("DROP DATABASE IF EXISTS %s WITH (FORCE)" % DB, db="postgres")
+reset_popug()
+wait_workers()
+ensure_roles("t_ee_m", "t_ee_w")
+q("SELECT popug.account_create('t_ee_m', 'm@example.com', 'manager')")
+q("SELECT popug.account_create('t_ee_w', 'w@example.com', 'worker')")
+try:
+    q("ALTER SYSTEM SET default_transaction_isolation = 'repeatable read'", db="postgres")
+    q("SELECT pg_reload_conf()", db="postgres")
+    time.sleep(0.5)
+    stop = time.time() + 4
+
+    def work(role, sql):
+        c = connect()
+        c.cursor().execute("SET ROLE %s" % role)
+        n = 0
+        while time.time() < stop:
+            with c.cursor() as cur:
+                cur.execute(sql)
+                n += cur.rowcount
+            time.sleep(0.005)
+        return n
+
+    threads = [Background(work, "t_ee_m", "SELECT popug.task_create('Steady work')"),
+               Background(work, "t_ee_w", "SELECT popug.task_complete(id) FROM "
+                          "(SELECT id FROM popug.my_tasks WHERE status = 'open' LIMIT 1) t")]
+    ok(wait_for(lambda: q1("SELECT count(*) FROM popug.payment WHERE kind = 'complete_reward'") > 0, 10, 0.05),
+       "under default_transaction_isolation = 'repeatable read' the worker applies fees and rewards")
+    q("CALL popug.payout_run(current_date)")
+    for t in threads:
+        t.join()
+    note("%d tasks created, %d completed while the payout ran" % (threads[0].result, threads[1].result))
+    ok(wait_for(lambda: q1("SELECT pending FROM popug.consumer_lag WHERE consumer = 'accounting'") == 0, 30, 0.1),
+       "the worker drains the stream")
+    is_(q1("SELECT count(*) FROM popug.event e WHERE e.event_name IN ('TaskAssigned', 'TaskCompleted') "
+           "AND NOT EXISTS (SELECT FROM popug.payment p WHERE p.event_id = e.event_id)"), 0,
+        "every fee and reward was applied")
+    ok(q1("SELECT count(*) FROM popug.payout") > 0, "the payout paid someone")
+    is_(q1("SELECT count(*) FROM popug.payment p, popug.billing_day d WHERE p.kind <> 'payout' "
+           "AND p.billing_day <= d.day AND p.applied_at > (SELECT min(paid_at) FROM popug.payout)"), 0,
+        "no payment applied after the payout began paying counts on the day it closed")
+    is_(q1("SELECT count(*) FROM popug.billing_day d, popug.account a "
+           "WHERE (SELECT sum(credit - debit) FROM popug.payment p "
+           "       WHERE p.account_id = a.id AND p.billing_day <= d.day) > 0"), 0,
+        "no account is owed anything for the closed day")
+    is_(q1("SELECT count(*) FROM popug.dead_letter"), 0, "no dead letters")
+finally:
+    q("ALTER SYSTEM RESET default_transaction_isolation", db="postgres")
+    q("SELECT pg_reload_conf()", db="postgres")
+done()
