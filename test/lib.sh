@@ -81,26 +81,37 @@ stage_released() {
 	return $rc
 }
 
-# sanitize_server: makes the staged postgres a wrapper that runs the real
-# one with the AddressSanitizer runtime preloaded (popug.so is built with
-# ASan and UBSan when POPUG_SANITIZE=1; PostgreSQL is not, so the runtime
-# must come first, with test/asan_preload.c to let it start).  Reports go
-# to the server's stderr, its log.  Leak detection is off: PostgreSQL frees
-# by memory context and at exit, not allocation by allocation.
+# sanitize_server [BINDIR]: makes the postgres of BINDIR (the staged one by
+# default) a wrapper that runs the real one with the AddressSanitizer
+# runtime preloaded (popug.so is built with ASan and UBSan when
+# POPUG_SANITIZE=1; PostgreSQL is not, so the runtime must come first, with
+# test/asan_preload.c to let it start).  The wrapper finds both beside
+# itself, so a copy of the tree runs its own.  Reports go to the server's
+# stderr, its log.  Leak detection is off: PostgreSQL frees by memory
+# context and at exit, not allocation by allocation.
 sanitize_server() {
-	local real=$PG_BIN/postgres.real shim=$PG_BIN/asan_preload.so asan
+	local bin=${1:-$PG_BIN} asan
 	asan=$(gcc -print-file-name=libasan.so)
 	[ -e "$asan" ] || { echo "no libasan.so (gcc -print-file-name=libasan.so)" >&2; return 1; }
-	gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$shim" "$POPUG_ROOT/test/asan_preload.c" || return 1
-	[ -e "$real" ] || mv "$PG_BIN/postgres" "$real" || return 1
-	cat >"$PG_BIN/postgres" <<WRAPPER
+	gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$bin/asan_preload.so" \
+		"$POPUG_ROOT/test/asan_preload.c" || return 1
+	[ -e "$bin/postgres.real" ] || mv "$bin/postgres" "$bin/postgres.real" || return 1
+	cat >"$bin/postgres" <<WRAPPER
 #!/bin/sh
-LD_PRELOAD="$asan $shim\${LD_PRELOAD:+ \$LD_PRELOAD}" \\
+case \$0 in */*) bin=\${0%/*} ;; *) bin=\$(dirname "\$(command -v "\$0")") ;; esac
+LD_PRELOAD="$asan \$bin/asan_preload.so\${LD_PRELOAD:+ \$LD_PRELOAD}" \\
 ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:quarantine_size_mb=32" \\
 UBSAN_OPTIONS="print_stacktrace=1" \\
-	exec "$real" "\$@"
+	exec "\$bin/postgres.real" "\$@"
 WRAPPER
-	chmod 755 "$PG_BIN/postgres"
+	chmod 755 "$bin/postgres"
+}
+
+# unsanitize_server BINDIR: undoes sanitize_server, for a tree kept
+# between runs.
+unsanitize_server() {
+	[ -e "$1/postgres.real" ] || return 0
+	mv -f "$1/postgres.real" "$1/postgres" && rm -f "$1/asan_preload.so"
 }
 
 # sanitizer_reports LOG...: prints the sanitizer reports in the server logs

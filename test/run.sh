@@ -68,11 +68,19 @@ done
 
 WORK=$(mktemp -d /tmp/popug-test.XXXXXX)
 chmod 755 "$WORK"
-if [ "${POPUG_SANITIZE:-}" = 1 ] && ! sanitize_server; then
-	echo "FAILED: sanitizer set-up" >&2
-	failed=1
-	finish
-fi
+# With POPUG_SANITIZE=1 every staged server runs with the sanitizers'
+# runtime (the trees of released versions too: a test may put the current
+# popug.so into a copy of one); without, the kept trees run as built.
+for bin in "$PG_BIN" "$POPUG_ROOT"/tmp_install-*/usr/lib/postgresql/$PG_MAJOR/bin; do
+	[ -d "$bin" ] || continue
+	if [ "${POPUG_SANITIZE:-}" != 1 ]; then
+		unsanitize_server "$bin"
+	elif ! sanitize_server "$bin"; then
+		echo "FAILED: sanitizer set-up of $bin" >&2
+		failed=1
+		finish
+	fi
+done
 cleanup() {
 	cluster_stop immediate
 	[ -n "${POPUG_KEEP:-}" ] || rm -rf "$WORK"
