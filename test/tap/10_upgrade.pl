@@ -26,18 +26,7 @@ my @released = map { (split ' ')[0] } grep { !/^#/ && /\S/ } split /\n/, slurp_f
 sub fingerprint
 {
 	my ($node) = @_;
-	my %fp;
-	for my $t (split /\n/, $node->safe_psql('popug',
-			"SELECT relname FROM pg_class WHERE relnamespace = 'popug'::regnamespace AND relkind = 'r' ORDER BY 1"))
-	{
-		my $cols = $node->safe_psql('popug',
-			"SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute"
-			  . " WHERE attrelid = 'popug.$t'::regclass AND attnum > 0 AND NOT attisdropped"
-			  . ($t eq 'payment' ? " AND attname <> 'id'" : ''));
-		$fp{$t} = $node->safe_psql('popug',
-			"SELECT count(*) || ' ' || md5(COALESCE(string_agg(r::text, '|' ORDER BY r::text), '')) FROM (SELECT $cols FROM popug.$t) r");
-	}
-	return \%fp;
+	return popug_fingerprint($node, 'popug', 'payment.id');
 }
 
 sub catalog
@@ -189,16 +178,9 @@ for my $old (grep { $_ ne $current } @released)
 	$node->poll_query_until('popug',
 		"SELECT count(*) = 2 FROM popug.consumer_lag WHERE consumer IN ('accounting', 'mailer') AND pending = 0")
 	  or fail('accounting catches up');
-	is($node->safe_psql('popug',
-			"SELECT count(*) FROM popug.balance b WHERE amount <> (SELECT COALESCE(sum(credit - debit), 0) FROM popug.payment p WHERE p.account_id = b.account_id)"),
-		'0', "$old: balances equal the sum of their payments");
-	is($node->safe_psql('popug',
-			"SELECT count(*) FROM (SELECT event_id, kind, account_id FROM popug.payment WHERE event_id IS NOT NULL GROUP BY 1, 2, 3 HAVING count(*) > 1) d"),
-		'0', "$old: no event applied twice");
 	$node->safe_psql('popug', 'SET ROLE acc; CALL popug.payout_run(current_date)');
-	is($node->safe_psql('popug',
-			"SELECT count(*) FROM (SELECT account_id, billing_day FROM popug.payout GROUP BY 1, 2 HAVING count(*) > 1) d"),
-		'0', "$old: nobody paid twice a day");
+	popug_invariants_hold($node, 'popug', $old, 'balances equal the sum of their payments',
+		'no event applied twice', 'nobody paid twice a day', 'closed days owe nothing');
 	$node->stop;
 }
 

@@ -44,22 +44,8 @@ sub settle
 sub fingerprint
 {
 	my ($node, $db) = @_;
-	my %fp;
-	for my $t (split /\n/, $node->safe_psql($db,
-			"SELECT relname FROM pg_class WHERE relnamespace = 'popug'::regnamespace AND relkind = 'r' AND relname <> 'origin' ORDER BY 1"))
-	{
-		my $cols = $node->safe_psql($db,
-			"SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute"
-			  . " WHERE attrelid = 'popug.$t'::regclass AND attnum > 0 AND NOT attisdropped"
-			  . " AND attname NOT IN ('txid', 'snap_lo', 'snap_hi', 'last_id', 'win_max_id', 'batch_last_id', 'batch_size')");
-		$fp{$t} = $node->safe_psql($db,
-			"SELECT count(*) || ' ' || md5(COALESCE(string_agg(r::text, '|' ORDER BY r::text), '')) FROM (SELECT $cols FROM popug.$t) r");
-	}
-	for my $s ('event_id_seq', 'mail_id_seq')
-	{
-		$fp{$s} = $node->safe_psql($db, "SELECT last_value || ' ' || is_called FROM popug.$s");
-	}
-	return \%fp;
+	return popug_fingerprint($node, $db, 'origin.*', 'event.txid',
+		map { "consumer.$_" } qw(snap_lo snap_hi last_id win_max_id batch_last_id batch_size));
 }
 
 # Reads and acknowledges everything a consumer (ext by default) has
@@ -78,29 +64,6 @@ sub drain
 		$node->safe_psql($db, "SET ROLE adm; SELECT popug.events_ack('$consumer')");
 	}
 	return join(',', @ids);
-}
-
-# SPEC 4's invariants, each as a query that returns 0 when it holds.
-my %invariants = (
-	'balances equal the sum of their payments' =>
-	  "SELECT count(*) FROM popug.balance b WHERE amount <> (SELECT COALESCE(sum(credit - debit), 0) FROM popug.payment p WHERE p.account_id = b.account_id)",
-	'no event applied twice' =>
-	  "SELECT count(*) FROM (SELECT event_id, kind, account_id FROM popug.payment WHERE event_id IS NOT NULL GROUP BY 1, 2, 3 HAVING count(*) > 1) d",
-	'nobody paid twice a day' =>
-	  "SELECT count(*) FROM (SELECT account_id, billing_day FROM popug.payment WHERE kind = 'payout' GROUP BY 1, 2 HAVING count(*) > 1) d",
-	'closed days owe nothing' =>
-	  "SELECT count(*) FROM popug.billing_day d, LATERAL (SELECT account_id FROM popug.payment p WHERE p.billing_day <= d.day GROUP BY account_id HAVING sum(credit - debit) > 0) o WHERE d.closed_at IS NOT NULL",
-	'one mail per payout' =>
-	  "SELECT (SELECT count(*) FROM popug.payout) - (SELECT count(*) FROM popug.mail)");
-
-sub invariants_hold
-{
-	my ($node, $db, $what) = @_;
-	for my $name (sort keys %invariants)
-	{
-		is($node->safe_psql($db, $invariants{$name}), '0', "$what: $name");
-	}
-	return;
 }
 
 # ---- a day's work on the primary ----
@@ -216,7 +179,7 @@ sub check_restored
 	is($node->safe_psql($db, "SELECT count(*) FROM popug.mail WHERE status = 'pending'"),
 		$a->safe_psql('popug', "SELECT count(*) FROM popug.mail WHERE status = 'pending'"),
 		"$what: pending mail is still pending");
-	invariants_hold($node, $db, $what);
+	popug_invariants_hold($node, $db, $what);
 	return;
 }
 
@@ -275,6 +238,6 @@ is($b->safe_psql('mid', "SELECT string_agg(account_id || ':' || amount, ',' ORDE
 	$a->safe_psql('mid', "SELECT string_agg(account_id || ':' || amount, ',' ORDER BY account_id) FROM popug.payout"),
 	'the restored day pays exactly whom and what the original did');
 $b->safe_psql('mid', 'SELECT popug.mail_dispatch()');
-invariants_hold($b, 'mid', 'mid-payout restore');
+popug_invariants_hold($b, 'mid', 'mid-payout restore');
 
 done_testing();

@@ -9,9 +9,10 @@ use warnings;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use Test::More;
 use Exporter 'import';
 
-our @EXPORT = qw(popug_node popug_create popug_wait_workers);
+our @EXPORT = qw(popug_node popug_create popug_wait_workers popug_fingerprint popug_invariants_hold);
 
 # popug_node(NAME, install_path => DIR, init => {...}, conf => "lines"):
 # an initialized, not yet started node with popug preloaded.
@@ -49,6 +50,59 @@ sub popug_wait_workers
 	$node->poll_query_until($db,
 		"SELECT count(*) = 4 FROM popug.worker_status WHERE pid IS NOT NULL AND state NOT LIKE 'waiting%' AND state <> 'starting'")
 	  or die 'popug workers did not start: ' . $node->safe_psql($db, 'SELECT * FROM popug.worker_status');
+	return;
+}
+
+# popug_fingerprint(NODE, DB, SKIP...): a count and an md5 of the rows of
+# every popug table and the position of each sequence, by name.  SKIP
+# leaves out columns ('table.column') or whole tables ('table.*').
+sub popug_fingerprint
+{
+	my ($node, $db, @skip) = @_;
+	my %skip = map { $_ => 1 } @skip;
+	my %fp;
+	for my $t (split /\n/, $node->safe_psql($db,
+			"SELECT relname FROM pg_class WHERE relnamespace = 'popug'::regnamespace AND relkind = 'r' ORDER BY 1"))
+	{
+		next if $skip{"$t.*"};
+		my $cols = join ', ', grep { !$skip{"$t.$_"} } split /\n/, $node->safe_psql($db,
+			"SELECT quote_ident(attname) FROM pg_attribute"
+			  . " WHERE attrelid = 'popug.$t'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum");
+		$fp{$t} = $node->safe_psql($db,
+			"SELECT count(*) || ' ' || md5(COALESCE(string_agg(r::text, '|' ORDER BY r::text), '')) FROM (SELECT $cols FROM popug.$t) r");
+	}
+	for my $s (split /\n/, $node->safe_psql($db,
+			"SELECT relname FROM pg_class WHERE relnamespace = 'popug'::regnamespace AND relkind = 'S' ORDER BY 1"))
+	{
+		$fp{$s} = $node->safe_psql($db, "SELECT last_value || ' ' || is_called FROM popug.$s");
+	}
+	return \%fp;
+}
+
+# SPEC 4's invariants, each a query that returns 0 when it holds.
+my %invariants = (
+	'balances equal the sum of their payments' =>
+	  "SELECT count(*) FROM popug.balance b WHERE amount <> (SELECT COALESCE(sum(credit - debit), 0) FROM popug.payment p WHERE p.account_id = b.account_id)",
+	'no event applied twice' =>
+	  "SELECT count(*) FROM (SELECT event_id, kind, account_id FROM popug.payment WHERE event_id IS NOT NULL GROUP BY 1, 2, 3 HAVING count(*) > 1) d",
+	'nobody paid twice a day' =>
+	  "SELECT count(*) FROM (SELECT account_id, billing_day FROM popug.payment WHERE kind = 'payout' GROUP BY 1, 2 HAVING count(*) > 1) d",
+	'closed days owe nothing' =>
+	  "SELECT count(*) FROM popug.billing_day d, LATERAL (SELECT account_id FROM popug.payment p WHERE p.billing_day <= d.day GROUP BY account_id HAVING sum(credit - debit) > 0) o WHERE d.closed_at IS NOT NULL",
+	'one mail per payout' =>
+	  "SELECT (SELECT count(*) FROM popug.payout) - (SELECT count(*) FROM popug.mail)");
+
+# popug_invariants_hold(NODE, DB, WHAT, NAMES...): one test per invariant
+# named (all of them by default), each prefixed with WHAT.
+sub popug_invariants_hold
+{
+	my ($node, $db, $what, @names) = @_;
+	@names = sort keys %invariants unless @names;
+	for my $name (@names)
+	{
+		die "no invariant '$name'" unless $invariants{$name};
+		is($node->safe_psql($db, $invariants{$name}), '0', "$what: $name");
+	}
 	return;
 }
 
