@@ -146,8 +146,8 @@ static PopugPlan foreign_ids_plan = {
 	"SELECT GREATEST((SELECT max(txid) FROM popug.event)::text::numeric + 1,"
 	"                (SELECT max(GREATEST(pg_snapshot_xmax(snap_lo), pg_snapshot_xmax(snap_hi)))"
 	"                   FROM (SELECT snap_lo, snap_hi FROM popug.consumer FOR UPDATE) c)::text::numeric)"
-	"       > pg_snapshot_xmin(pg_current_snapshot())::text::numeric,"
-	"       pg_snapshot_xmin(pg_current_snapshot())::text::numeric",
+	"       > now.xmin, now.xmin"
+	"  FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::numeric AS xmin) now",
 	0, {}
 };
 
