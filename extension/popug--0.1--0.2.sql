@@ -117,3 +117,11 @@ ALTER VIEW popug.my_balance SET (security_barrier);
 ALTER VIEW popug.my_audit_log SET (security_barrier);
 ALTER VIEW popug.audit_log SET (security_barrier);
 ALTER VIEW popug.mails SET (security_barrier);
+
+-- Events out by logical replication: the publication popug_events, as
+-- extension/sql/20_events.sql creates it (see there).
+SET client_min_messages = error;	-- no warning where wal_level is below logical
+DROP PUBLICATION IF EXISTS popug_events;
+CREATE PUBLICATION popug_events FOR TABLE popug.event
+	WITH (publish = 'insert', publish_via_partition_root = true);
+SET client_min_messages = warning;

@@ -136,3 +136,17 @@ CREATE TABLE popug.origin (
 );
 COMMENT ON TABLE popug.origin IS
 	'The cluster (system identifier) and database whose transaction ids popug.event and popug.consumer hold';
+
+-- Events out by logical replication (SPEC 10): any logical client
+-- (CREATE SUBSCRIPTION, Debezium with pgoutput) streams the new events in
+-- commit order.  Inserts only: no event is ever updated, and rows a
+-- retention drops are not "deleted" for subscribers.  Through the root, so
+-- that a subscriber sees one table however popug.event is stored.  A
+-- publication cannot belong to an extension: DROP EXTENSION leaves it
+-- behind, empty, and pg_dump dumps it (take dumps with --no-publications,
+-- see README); creating the extension again replaces it.
+SET client_min_messages = error;	-- no warning where wal_level is below logical
+DROP PUBLICATION IF EXISTS popug_events;
+CREATE PUBLICATION popug_events FOR TABLE popug.event
+	WITH (publish = 'insert', publish_via_partition_root = true);
+SET client_min_messages = warning;
