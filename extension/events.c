@@ -420,8 +420,12 @@ static PopugPlan ack_plan = {
 	"WHERE name = $1",
 	1, {TEXTOID}
 };
+/* A dead letter with its copy of the event (stored, so still there). */
 static PopugPlan dead_letter_plan = {
-	"INSERT INTO popug.dead_letter (consumer, event_id, event, error) VALUES ($1, $2, $3, $4) "
+	"INSERT INTO popug.dead_letter (consumer, event_id, event, error, event_name, event_version, "
+	"  producer, aggregate_id, occurred_at, payload) "
+	"SELECT $1, $2, e.id, $4, e.event_name, e.event_version, e.producer, e.aggregate_id, "
+	"  e.occurred_at, e.payload FROM popug.event e WHERE e.id = $3 "
 	"ON CONFLICT (consumer, event_id) DO UPDATE SET error = EXCLUDED.error, "
 	"  failed_at = now(), retried_at = NULL",
 	4, {TEXTOID, UUIDOID, INT8OID, TEXTOID}
@@ -516,14 +520,15 @@ popug_is_data_error(int sqlerrcode)
 }
 
 /*
- * Runs fn(arg) in a subtransaction.  On an error about the data
- * (popug_is_data_error), rolls it back, sets *error to the error, SQLSTATE
- * and all, and returns false: nothing fn did is left behind.  Any other
- * error is rolled back and raised again as it was.  The SPI connection and
- * kept plans of the caller survive.
+ * Runs fn(arg) in a subtransaction.  On an error set_aside(sqlstate)
+ * accepts, rolls it back, sets *error to the error, SQLSTATE and all, and
+ * returns false: nothing fn did is left behind.  Any other error is rolled
+ * back and raised again as it was.  The SPI connection and kept plans of
+ * the caller survive.
  */
 bool
-popug_try(PopugTryFn fn, void *arg, ErrorData **error)
+popug_try_if(PopugTryFn fn, void *arg, ErrorData **error,
+			 bool (*set_aside) (int sqlerrcode))
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -546,7 +551,7 @@ popug_try(PopugTryFn fn, void *arg, ErrorData **error)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		if (!popug_is_data_error(edata->sqlerrcode))
+		if (!set_aside(edata->sqlerrcode))
 			ReThrowError(edata);
 		*error = edata;
 		ok = false;
@@ -555,6 +560,13 @@ popug_try(PopugTryFn fn, void *arg, ErrorData **error)
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
 	return ok;
+}
+
+/* popug_try_if setting aside the errors about the data (dead letters). */
+bool
+popug_try(PopugTryFn fn, void *arg, ErrorData **error)
+{
+	return popug_try_if(fn, arg, error, popug_is_data_error);
 }
 
 /* Records an event a consumer could not process.  Runs inside a call. */
@@ -772,9 +784,15 @@ popug_event_type(void)
 
 /* ---- replaying dead letters ---- */
 
+/*
+ * The dead letters of an event, each with its copy of the event in
+ * popug.event's columns (txid NULL: it only places an event in the stream).
+ */
 static PopugPlan dead_letters_plan = {
-	"SELECT d.consumer, e.* FROM popug.dead_letter d JOIN popug.event e ON e.id = d.event "
-	"WHERE d.event_id = $1 AND d.retried_at IS NULL ORDER BY d.consumer FOR UPDATE OF d",
+	"SELECT d.consumer, d.event, d.event_id, d.event_name, d.event_version, d.producer, "
+	"  d.aggregate_id, d.occurred_at, d.payload, NULL::xid8 "
+	"FROM popug.dead_letter d "
+	"WHERE d.event_id = $1 AND d.retried_at IS NULL ORDER BY d.consumer FOR UPDATE",
 	1, {UUIDOID}
 };
 static PopugPlan retried_plan = {

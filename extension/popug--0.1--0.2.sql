@@ -118,6 +118,104 @@ ALTER VIEW popug.my_audit_log SET (security_barrier);
 ALTER VIEW popug.audit_log SET (security_barrier);
 ALTER VIEW popug.mails SET (security_barrier);
 
+-- Event log retention (SPEC 11): popug.event becomes partitioned by id
+-- range with a default partition holding every event 0.1 wrote, and
+-- dead_letter keeps a copy of its events; see extension/sql/20_events.sql,
+-- 40_accounting.sql and extension/retention.c, whose definitions these
+-- repeat.  A table cannot become partitioned in place: 0.1's moves aside
+-- (with its constraint, index and identity sequence), the new one takes
+-- its rows and the sequence's position, and what was declared over its
+-- row type (events_read, payment_apply, consumer_lag) is declared again.
+ALTER TABLE popug.event RENAME TO event_0_1;
+ALTER TABLE popug.event_0_1 RENAME CONSTRAINT event_pkey TO event_0_1_pkey;
+ALTER INDEX popug.event_txid_idx RENAME TO event_0_1_txid_idx;
+ALTER SEQUENCE popug.event_id_seq RENAME TO event_0_1_id_seq;
+
+CREATE TABLE popug.event (
+	id				bigint GENERATED ALWAYS AS IDENTITY,
+	event_id		uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+	event_name		text NOT NULL,
+	event_version	integer NOT NULL,
+	producer		text NOT NULL,
+	aggregate_id	uuid,
+	occurred_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	payload			jsonb NOT NULL,
+	txid			xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
+) PARTITION BY RANGE (id);
+CREATE TABLE popug.event_default PARTITION OF popug.event (PRIMARY KEY (id)) DEFAULT;
+CREATE INDEX event_default_txid_idx ON popug.event_default (txid);
+COMMENT ON TABLE popug.event_default IS 'Events of ids no partition of popug.event covers';
+COMMENT ON TABLE popug.event IS 'Transactional outbox: every change writes its events in its own transaction';
+COMMENT ON COLUMN popug.event.txid IS 'Writing transaction; consumers cut batches by snapshot on it';
+INSERT INTO popug.event OVERRIDING SYSTEM VALUE SELECT * FROM popug.event_0_1;
+SELECT pg_catalog.setval('popug.event_id_seq', s.last_value, s.is_called) FROM popug.event_0_1_id_seq s;
+
+DROP FUNCTION popug.events_read(text, integer);
+DROP FUNCTION popug.payment_apply(popug.event_0_1);
+DROP VIEW popug.consumer_lag;
+-- out of the extension first, which also takes them off pg_dump's list
+ALTER EXTENSION popug DROP SEQUENCE popug.event_0_1_id_seq;
+ALTER EXTENSION popug DROP TABLE popug.event_0_1;
+DROP TABLE popug.event_0_1;
+
+CREATE FUNCTION popug.events_read(consumer text, max_events integer DEFAULT 1000)
+RETURNS SETOF popug.event
+AS 'MODULE_PATHNAME', 'popug_events_read'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE ROWS 1000 SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.events_read(text, integer) IS
+	'The consumer''s next batch; the same batch again until events_ack (admins; not popug''s own accounting and mailer)';
+
+CREATE FUNCTION popug.payment_apply(e popug.event)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'popug_payment_apply'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.payment_apply(popug.event) IS
+	'Applies one event to money; true when it wrote a payment, false when already applied or not about money (admins, accountants)';
+
+CREATE VIEW popug.consumer_lag WITH (security_barrier) AS
+	SELECT c.name AS consumer,
+		   (SELECT pg_catalog.count(*)
+			  FROM popug.event e
+			 WHERE e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(c.snap_lo)
+			   AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.snap_lo)
+			   AND (c.snap_hi IS NULL
+					OR e.id OPERATOR(pg_catalog.>) c.last_id
+					OR NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.snap_hi))) AS pending
+	  FROM popug.consumer c
+	 WHERE popug.caller_role() OPERATOR(pg_catalog.=) 'admin'::popug.role
+		OR pg_catalog.pg_has_role('pg_monitor', 'USAGE');
+COMMENT ON VIEW popug.consumer_lag IS 'Events each consumer has not acknowledged yet (admins, pg_monitor)';
+GRANT SELECT ON popug.consumer_lag TO PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('popug.event', '');
+SELECT pg_catalog.pg_extension_config_dump('popug.event_default', '');
+SELECT pg_catalog.pg_extension_config_dump('popug.event_id_seq', '');
+
+ALTER TABLE popug.dead_letter
+	ADD COLUMN event_name text,
+	ADD COLUMN event_version integer,
+	ADD COLUMN producer text,
+	ADD COLUMN aggregate_id uuid,
+	ADD COLUMN occurred_at timestamptz,
+	ADD COLUMN payload jsonb;
+UPDATE popug.dead_letter d
+   SET event_name = e.event_name, event_version = e.event_version, producer = e.producer,
+	   aggregate_id = e.aggregate_id, occurred_at = e.occurred_at, payload = e.payload
+  FROM popug.event e WHERE e.id = d.event;
+ALTER TABLE popug.dead_letter
+	ALTER COLUMN event_name SET NOT NULL,
+	ALTER COLUMN event_version SET NOT NULL,
+	ALTER COLUMN producer SET NOT NULL,
+	ALTER COLUMN occurred_at SET NOT NULL,
+	ALTER COLUMN payload SET NOT NULL;
+
+CREATE FUNCTION popug.event_maintenance(OUT created integer, OUT dropped integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'popug_event_maintenance'
+LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.event_maintenance() IS
+	'Makes the next partition of popug.event and drops those past popug.event_retention that every consumer has acknowledged, as the scheduler worker does every minute; returns how many (admins)';
+
 -- Events out by logical replication: the publication popug_events, as
 -- extension/sql/20_events.sql creates it (see there).
 SET client_min_messages = error;	-- no warning where wal_level is below logical

@@ -394,6 +394,9 @@ _PG_init(void)
 	/* mail */
 	popug_mail_settings();
 
+	/* event retention */
+	popug_retention_settings();
+
 	/* stats */
 
 	MarkGUCPrefixReserved("popug");

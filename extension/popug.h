@@ -127,6 +127,8 @@ extern Oid	popug_event_type(void);
 typedef void (*PopugTryFn) (void *arg);
 extern bool popug_is_data_error(int sqlerrcode);
 extern bool popug_try(PopugTryFn fn, void *arg, ErrorData **error);
+extern bool popug_try_if(PopugTryFn fn, void *arg, ErrorData **error,
+						 bool (*set_aside) (int sqlerrcode));
 extern void popug_dead_letter(const char *consumer, Datum event_id,
 							  int64 event, const char *error);
 
@@ -146,6 +148,12 @@ extern int64 popug_scheduler_step(bool *more);
 extern void popug_mail_settings(void);
 extern int64 popug_mailer_step(bool *more);
 extern bool popug_mail_apply_event(HeapTuple event, TupleDesc tupdesc);
+
+/* event retention (retention.c) */
+extern int	popug_event_retention;
+extern void popug_retention_settings(void);
+extern void popug_event_maintain(int *created, int *dropped);
+extern void popug_retention_step(void);
 
 /* stats (stats.c) */
 

@@ -9,8 +9,11 @@ WITH ext AS (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'popug'),
 members AS (
 	SELECT d.classid, d.objid FROM pg_catalog.pg_depend d, ext
 	 WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'),
+-- popug.event's partitions but event_default come and go with the events
+-- (extension/retention.c), as rows do: they are data, not definitions.
 rels AS (
-	SELECT c.* FROM pg_catalog.pg_class c WHERE c.relnamespace = 'popug'::regnamespace),
+	SELECT c.* FROM pg_catalog.pg_class c
+	 WHERE c.relnamespace = 'popug'::regnamespace AND c.relname !~ '^event_[0-9]+(_|$)'),
 facts AS (
 	SELECT 'member ' || pg_catalog.pg_describe_object(classid, objid, 0) FROM members
 	UNION ALL
@@ -34,7 +37,7 @@ facts AS (
 	  FROM pg_catalog.pg_constraint con
 	  LEFT JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
 	  LEFT JOIN pg_catalog.pg_type t ON t.oid = con.contypid
-	 WHERE con.connamespace = 'popug'::regnamespace
+	 WHERE con.connamespace = 'popug'::regnamespace AND (con.conrelid = 0 OR con.conrelid IN (SELECT oid FROM rels))
 	UNION ALL
 	SELECT 'index ' || pg_catalog.pg_get_indexdef(i.indexrelid)
 	  FROM pg_catalog.pg_index i JOIN rels c ON c.oid = i.indrelid
@@ -52,6 +55,8 @@ facts AS (
 	SELECT format('type %s kind %s acl %s labels %s', t.typname, t.typtype, COALESCE(t.typacl::text, ''),
 				  (SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_catalog.pg_enum WHERE enumtypid = t.oid))
 	  FROM pg_catalog.pg_type t WHERE t.typnamespace = 'popug'::regnamespace
+	   AND (t.typrelid = 0 OR t.typrelid IN (SELECT oid FROM rels))
+	   AND (t.typelem = 0 OR t.typelem NOT IN (SELECT oid FROM pg_catalog.pg_type WHERE typrelid <> 0 AND typrelid NOT IN (SELECT oid FROM rels)))
 	UNION ALL
 	SELECT format('trigger %s', pg_catalog.pg_get_triggerdef(tg.oid))
 	  FROM pg_catalog.pg_trigger tg JOIN rels c ON c.oid = tg.tgrelid WHERE NOT tg.tgisinternal

@@ -20,6 +20,7 @@ COMMENT ON TYPE popug.role IS 'What an account may do: admin, manager, accountan
 --   1  billing: shared to apply payments, exclusive to start a day's payout
 --   2  payout runs: exclusive for each step, so runs never overlap
 --   3  worker pool: shared to assign tasks, exclusive to take a worker out
+--   4  event log maintenance: exclusive, so runs never overlap
 CREATE FUNCTION popug.xact_lock(key integer, exclusive boolean)
 RETURNS void
 LANGUAGE sql VOLATILE

@@ -7,9 +7,23 @@
 -- batches, so an event whose transaction commits after a later-numbered one
 -- is still delivered (the skytools PgQ idea).  No row of this table is ever
 -- locked or updated.
+--
+-- Retention (SPEC 11): the table is partitioned by id range, and old
+-- partitions are dropped whole, as PgQ rotates its tables (no DELETE, no
+-- vacuum).  The partitions are made and dropped by
+-- popug.event_maintenance() (extension/retention.c), not by this script,
+-- so they are not members of the extension and pg_dump keeps them, rows and
+-- all, as ordinary tables attached to popug.event.  event_default takes
+-- the ids no partition covers (a fresh install's first events, those of a
+-- database upgraded from 0.1, and any that outrun the maintenance).  Each
+-- partition has its own primary key on id (their id ranges are disjoint,
+-- so ids are unique) and index on txid, and popug.event none: pg_dump
+-- restores a partition by attaching it before its indexes, and a
+-- partitioned index on popug.event (made by CREATE EXTENSION) would make
+-- them at the attach, colliding with the dump's own.
 
 CREATE TABLE popug.event (
-	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	id				bigint GENERATED ALWAYS AS IDENTITY,
 	event_id		uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
 	event_name		text NOT NULL,
 	event_version	integer NOT NULL,
@@ -18,8 +32,10 @@ CREATE TABLE popug.event (
 	occurred_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	payload			jsonb NOT NULL,
 	txid			xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
-);
-CREATE INDEX event_txid_idx ON popug.event (txid);
+) PARTITION BY RANGE (id);
+CREATE TABLE popug.event_default PARTITION OF popug.event (PRIMARY KEY (id)) DEFAULT;
+CREATE INDEX event_default_txid_idx ON popug.event_default (txid);
+COMMENT ON TABLE popug.event_default IS 'Events of ids no partition of popug.event covers';
 COMMENT ON TABLE popug.event IS 'Transactional outbox: every change writes its events in its own transaction';
 COMMENT ON COLUMN popug.event.txid IS 'Writing transaction; consumers cut batches by snapshot on it';
 
@@ -37,6 +53,9 @@ CREATE TABLE popug.consumer (
 COMMENT ON TABLE popug.consumer IS 'Durable event consumers and their positions';
 
 -- Events a consumer could not process; the stream moves on without them.
+-- Each keeps a copy of its event (but its txid, which only consumer
+-- positions need), so that dead_letter_retry replays it after retention
+-- has dropped the event from popug.event.
 CREATE TABLE popug.dead_letter (
 	consumer		text NOT NULL REFERENCES popug.consumer (name) ON DELETE CASCADE,
 	event_id		uuid NOT NULL,
@@ -44,6 +63,12 @@ CREATE TABLE popug.dead_letter (
 	error			text NOT NULL,
 	failed_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	retried_at		timestamptz,
+	event_name		text NOT NULL,
+	event_version	integer NOT NULL,
+	producer		text NOT NULL,
+	aggregate_id	uuid,
+	occurred_at		timestamptz NOT NULL,
+	payload			jsonb NOT NULL,
 	PRIMARY KEY (consumer, event_id)
 );
 COMMENT ON TABLE popug.dead_letter IS 'Events popug''s own consumers could not process';
@@ -124,6 +149,13 @@ AS 'MODULE_PATHNAME', 'popug_dead_letter_retry'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.dead_letter_retry(uuid) IS
 	'Replays a dead-lettered event to the consumers that set it aside, once its cause is fixed; returns how many (admins)';
+
+CREATE FUNCTION popug.event_maintenance(OUT created integer, OUT dropped integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'popug_event_maintenance'
+LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.event_maintenance() IS
+	'Makes the next partition of popug.event and drops those past popug.event_retention that every consumer has acknowledged, as the scheduler worker does every minute; returns how many (admins)';
 
 -- Where the transaction ids in popug.event and popug.consumer come from:
 -- the cluster and database that wrote them.  A restored dump names another

@@ -8,6 +8,7 @@ SELECT pg_catalog.pg_extension_config_dump('popug.account', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.worker_pool', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.worker_slot', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.event', '');
+SELECT pg_catalog.pg_extension_config_dump('popug.event_default', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.consumer', '');
 SELECT pg_catalog.pg_extension_config_dump('popug.origin', '');

@@ -49,6 +49,7 @@ INSERT INTO calls VALUES
 ('payload', $$SELECT popug.payload('k', 1)$$, '{admin,manager,accountant,worker,no account,inactive}'),
 ('event_append', $$SELECT popug.event_append('X', 1, 'x', gen_random_uuid(), '{}')$$, '{}'),
 ('dead_letter_retry', $$SELECT popug.dead_letter_retry(gen_random_uuid())$$, '{}'),
+('event_maintenance', $$SELECT popug.event_maintenance()$$, '{admin}'),
 ('worker_status_rows', $$SELECT count(*) FROM popug.worker_status_rows()$$, '{admin,manager,accountant,worker,no account,inactive}'),
 ('task_create', $$SELECT popug.task_create('A new task')$$, '{admin,manager,accountant,worker}'),
 ('task_complete', $$SELECT popug.task_complete((SELECT task FROM ctx))$$, '{worker}'),

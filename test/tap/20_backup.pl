@@ -22,6 +22,10 @@ my $a = popug_node('a');
 $a->start;
 popug_create($a);
 popug_wait_workers($a);
+# Events in a partition of popug.event made at run time (not a member of
+# the extension) as well as in event_default.
+$a->safe_psql('popug', "SELECT popug.event_maintenance(); SELECT count(popug.event_append('Probe', 1, 'backup', NULL, '{}')) FROM generate_series(1, 1500)");
+ok($a->safe_psql('popug', "SELECT count(DISTINCT tableoid) FROM popug.event") == 2, 'events in event_default and in a partition');
 
 # Runs SQL as a role (SET ROLE) and returns the output.
 sub as_role
@@ -111,6 +115,7 @@ PostgreSQL::Test::Utils::append_to_file($burn, "SELECT pg_current_xact_id();\n" 
 $a->command_ok(['psql', '-X', '-q', '-d', 'postgres', '-f', $burn], 'burn transaction ids');
 
 my $fp_a = fingerprint($a, 'popug');
+my $partitions_a = $a->safe_psql('popug', "SELECT string_agg(tableoid::regclass || ' ' || n, ',' ORDER BY tableoid::regclass::text) FROM (SELECT tableoid, count(*) n FROM popug.event GROUP BY 1) p");
 my $max_event = $a->safe_psql('popug', 'SELECT max(id) FROM popug.event');
 $a->command_ok(['pg_dump', '--no-publications', '-Fc', '-d', 'popug', '-f', "$tmp/popug.dump"], 'pg_dump -Fc');
 $a->command_ok(['pg_dump', '--no-publications', '-d', 'popug', '-f', "$tmp/popug.sql"], 'pg_dump plain');
@@ -137,6 +142,8 @@ sub check_restored
 	{
 		is($fp->{$t}, $fp_a->{$t}, "$what: popug.$t as dumped");
 	}
+	is($node->safe_psql($db, "SELECT string_agg(tableoid::regclass || ' ' || n, ',' ORDER BY tableoid::regclass::text) FROM (SELECT tableoid, count(*) n FROM popug.event GROUP BY 1) p"),
+		$partitions_a, "$what: popug.event's partitions as dumped");
 	is(drain($node, $db), $ext_a, "$what: ext reads exactly what it had not acknowledged");
 	is(drain($node, $db, 'late'), $late_a, "$what: a commit that came late to a consumer is still pending for it");
 	if ($served)

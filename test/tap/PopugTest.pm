@@ -54,7 +54,8 @@ sub popug_wait_workers
 }
 
 # popug_fingerprint(NODE, DB, SKIP...): a count and an md5 of the rows of
-# every popug table and the position of each sequence, by name.  SKIP
+# every popug table (a partitioned one's through its root) and the position
+# of each sequence, by name.  SKIP
 # leaves out columns ('table.column') or whole tables ('table.*').
 sub popug_fingerprint
 {
@@ -62,7 +63,7 @@ sub popug_fingerprint
 	my %skip = map { $_ => 1 } @skip;
 	my %fp;
 	for my $t (split /\n/, $node->safe_psql($db,
-			"SELECT relname FROM pg_class WHERE relnamespace = 'popug'::regnamespace AND relkind = 'r' ORDER BY 1"))
+			"SELECT relname FROM pg_class WHERE relnamespace = 'popug'::regnamespace AND relkind IN ('r', 'p') AND NOT relispartition ORDER BY 1"))
 	{
 		next if $skip{"$t.*"};
 		my $cols = join ', ', grep { !$skip{"$t.$_"} } split /\n/, $node->safe_psql($db,
