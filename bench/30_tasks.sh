@@ -18,7 +18,8 @@ q popug "SELECT popug.account_create('bench_m', 'm@example.com', 'manager');
 	SELECT popug.account_create('bench_w', 'w@example.com', 'worker');
 	SELECT popug.account_create('bench_w' || i, 'w' || i || '@example.com', 'worker') FROM generate_series(2, 10) i;
 	CREATE TABLE bench_task (LIKE popug.task INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
-	CREATE TABLE bench_event (LIKE popug.event INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES);
+	CREATE TABLE bench_event (LIKE popug.event INCLUDING DEFAULTS INCLUDING IDENTITY, PRIMARY KEY (id));
+	CREATE INDEX ON bench_event (txid);
 	CREATE TABLE bench_todo (n bigint PRIMARY KEY, id uuid);
 	CREATE SEQUENCE bench_seq; CREATE SEQUENCE bench_base_seq;
 	GRANT ALL ON bench_task, bench_event, bench_todo, bench_seq, bench_base_seq TO PUBLIC" >/dev/null || exit 1
@@ -96,7 +97,8 @@ q popug_b "SELECT popug.account_create('bench_m', 'm@example.com', 'manager');
 	SELECT count(popug.account_create('bench_x' || i, 'x' || i || '@example.com', 'worker'))
 	  FROM generate_series(1, 1000) i;
 	CREATE TABLE bench_task (LIKE popug.task INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
-	CREATE TABLE bench_event (LIKE popug.event INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES)" >/dev/null || exit 1
+	CREATE TABLE bench_event (LIKE popug.event INCLUDING DEFAULTS INCLUDING IDENTITY, PRIMARY KEY (id));
+	CREATE INDEX ON bench_event (txid)" >/dev/null || exit 1
 for n in $SIZES; do
 	q popug_b "TRUNCATE popug.task, popug.event, bench_task, bench_event;
 		INSERT INTO popug.task (id, title, assign_fee, complete_reward, assignee_id, created_by)
