@@ -115,9 +115,15 @@ SELECT pg_temp.wait_for('the payout mails',
 	$$SELECT count(*) FILTER (WHERE status = 'sent') = count(*) FROM popug.mail$$, 60) \gset
 SELECT to_addr, subject, status, attempts FROM popug.mail ORDER BY to_addr;
 
-\echo '== back to UTC for the rest of the week'
-ALTER SYSTEM RESET popug.timezone;
+\echo '== the next day: the cluster stays in Etc/GMT-14, sessions too'
+-- Billing days follow popug.timezone; the sessions' TimeZone follows it
+-- as well, so that current_date is the open billing day: what a user does
+-- next counts on the day stats_day() shows and payout_run(current_date)
+-- closes.
+ALTER SYSTEM SET timezone = 'Etc/GMT-14';
 SELECT pg_reload_conf() \gset
+SET timezone = 'Etc/GMT-14';
+SELECT current_date AS today, popug.billing_day_open() AS open_billing_day;
 
 \echo '== the dashboard of the day (accountant_eve: SELECT * FROM popug.stats_day(day))'
 SET ROLE accountant_eve;

@@ -241,6 +241,23 @@ popug_status_set(PopugWorkerKind kind, const char *state, int64 processed,
 	SpinLockRelease(&slot->mutex);
 }
 
+/* Sets the state of every worker that is not running (the launcher's note). */
+void
+popug_status_waiting(const char *state)
+{
+	if (shared == NULL)
+		return;
+	for (int i = 0; i < POPUG_NUM_WORKERS; i++)
+	{
+		PopugWorkerSlot *slot = &shared->workers[i];
+
+		SpinLockAcquire(&slot->mutex);
+		if (slot->pid == 0)
+			strlcpy(slot->state, state, STATUS_STATE_LEN);
+		SpinLockRelease(&slot->mutex);
+	}
+}
+
 PG_FUNCTION_INFO_V1(popug_worker_status);
 
 /*
@@ -328,9 +345,35 @@ check_payout_at(char **newval, void **extra, GucSource source)
 	return false;
 }
 
-/* Registers one background worker with the postmaster. */
+/*
+ * Fills in the definition of one of popug's workers, started by the
+ * launcher (workers/launcher.c) as a dynamic background worker; false for
+ * a worker not built.
+ */
+bool
+popug_worker_define(PopugWorkerKind kind, BackgroundWorker *worker)
+{
+	if (worker_functions[kind] == NULL)
+		return false;
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher does */
+	strlcpy(worker->bgw_library_name, "popug", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, worker_functions[kind], BGW_MAXLEN);
+	snprintf(worker->bgw_name, BGW_MAXLEN, "popug %s", popug_worker_names[kind]);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "popug %s", popug_worker_names[kind]);
+	worker->bgw_main_arg = Int32GetDatum(kind);
+	return true;
+}
+
+/*
+ * Registers the launcher with the postmaster: it connects to no database
+ * and starts the workers once popug.database exists.
+ */
 static void
-register_worker(PopugWorkerKind kind)
+register_launcher(void)
 {
 	BackgroundWorker worker;
 
@@ -340,10 +383,9 @@ register_worker(PopugWorkerKind kind)
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 5;
 	strlcpy(worker.bgw_library_name, "popug", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, worker_functions[kind], BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "popug %s", popug_worker_names[kind]);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "popug %s", popug_worker_names[kind]);
-	worker.bgw_main_arg = Int32GetDatum(kind);
+	strlcpy(worker.bgw_function_name, "popug_launcher_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "popug launcher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "popug launcher", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -408,7 +450,5 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = popug_shmem_startup;
 
-	for (int i = 0; i < POPUG_NUM_WORKERS; i++)
-		if (worker_functions[i] != NULL)
-			register_worker((PopugWorkerKind) i);
+	register_launcher();
 }

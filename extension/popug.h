@@ -178,6 +178,12 @@ extern bool popug_take_wakeup(PopugWorkerKind kind);
 extern void popug_status_set(PopugWorkerKind kind, const char *state,
 							 int64 processed, const char *error);
 extern void popug_status_attach(PopugWorkerKind kind);
+extern void popug_status_waiting(const char *state);
+
+/* forward declaration: postmaster/bgworker.h */
+struct BackgroundWorker;
+extern bool popug_worker_define(PopugWorkerKind kind,
+								struct BackgroundWorker *worker);
 
 /* ---- worker loop (workers/worker.c) ---- */
 
