@@ -115,7 +115,8 @@ INSERT INTO probes VALUES
 	('audit_log', 'description'), ('audit_log', 'login'),
 	('mails', 'to_addr'), ('mails', 'subject'),
 	('consumer_lag', 'consumer'),
-	('worker_status', 'worker');
+	('worker_status', 'worker'),
+	('metrics', 'accounts_in_debt'), ('metrics', 'events_total');
 CREATE TEMP TABLE callers (login name);
 INSERT INTO callers VALUES ('t_worker1'), ('t_worker2'), ('t_manager'), ('t_accountant'), ('t_admin'),
 	('t_nobody'), ('t_former');
