@@ -186,3 +186,13 @@ CREATE VIEW popug.metrics WITH (security_barrier) AS
 COMMENT ON VIEW popug.metrics IS
 	'popug''s gauges for monitoring, one row (admins, pg_monitor): events, mail, billing days not closed, open tasks, accounts in debt';
 GRANT SELECT ON popug.metrics TO PUBLIC;
+
+-- Balances with logins, for the psql dashboard's debtors (see
+-- extension/sql/40_accounting.sql, whose definition this repeats).
+CREATE VIEW popug.balances WITH (security_barrier) AS
+	SELECT a.id AS account_id, a.login, a.full_name, a.role, a.active,
+		   COALESCE(b.amount, 0::numeric(14,2)) AS amount, b.updated_at
+	  FROM popug.account a LEFT JOIN popug.balance b ON b.account_id OPERATOR(pg_catalog.=) a.id
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) ANY ('{admin,accountant}'::popug.role[]);
+COMMENT ON VIEW popug.balances IS 'Every account''s balance, with its login (admins and accountants; no rows for anyone else)';
+GRANT SELECT ON popug.balances TO PUBLIC;

@@ -111,6 +111,7 @@ INSERT INTO probes VALUES
 	('tasks', 'description'), ('tasks', 'title'),
 	('my_tasks', 'description'), ('my_tasks', 'assign_fee'),
 	('my_balance', 'amount'), ('my_balance', 'account_id'),
+	('balances', 'amount'), ('balances', 'login'),
 	('my_audit_log', 'description'), ('my_audit_log', 'credit'), ('my_audit_log', 'task_title'),
 	('audit_log', 'description'), ('audit_log', 'login'),
 	('mails', 'to_addr'), ('mails', 'subject'),
