@@ -15,6 +15,10 @@ chart() {	# chart OUTPUT TITLE WIDTH [ascii]: the chart TITLE in OUTPUT is right
 	msg=$(echo "$1" | $PYTHON test/chart_check.py "$2" "$3" ${4:-})
 	check $? "chart '$2' (${4:-unicode}, $3 cells): bars in proportion, losses left of one axis" "$msg"
 }
+matches() {	# matches OUTPUT REGEX MESSAGE: a line of OUTPUT matches REGEX
+	echo "$1" | grep -q -E "$2"
+	check $? "$3" "$1"
+}
 admin() { PGUSER=t_rep_admin PGDATABASE=popug psql "$@" 2>&1; }
 
 q popug "DROP EXTENSION IF EXISTS popug CASCADE; CREATE EXTENSION popug"
@@ -49,20 +53,16 @@ for f in reports/*.sql; do
 	check $((! $?)) "$f prints nothing but its output" "$out"
 done
 out=$(PGHOST=127.0.0.1 PGPORT=$PGPORT PGUSER=t_rep_admin PGDATABASE=popug psql -f reports/dashboard.sql 2>&1)
-echo "$out" | grep -q "Tasks completed *| 1"
-check $? "the dashboard connects through PGHOST and PGPORT (TCP) and shows today's completed task" "$out"
+matches "$out" "Tasks completed *\| 1" "the dashboard connects through PGHOST and PGPORT (TCP) and shows today's completed task"
 out=$(PGHOST=/nonexistent PGPORT=1 psql -h 127.0.0.1 -p "$PGPORT" -U t_rep_admin -d popug -f reports/top_tasks.sql 2>&1)
-echo "$out" | grep -q "REP-1"
-check $? "top_tasks connects through psql's flags, whatever the environment says, and names REP-1" "$out"
+matches "$out" "REP-1" "top_tasks connects through psql's flags, whatever the environment says, and names REP-1"
 
 # ---- charts ----
 out=$(admin -f reports/last_30_days.sql)
 chart "$out" "Management earnings" 40
 chart "$out" "Workers in debt at the end of the day" 40
-echo "$out" | grep -q -E "^ *$(date -d '-3 days' +%F) \| 40\.00 +\| +│(█){20,}"
-check $? "three days ago (earnings 40) has the longest bar to the right of the axis" "$out"
-echo "$out" | grep -q -E "^ *$(date -d '-2 days' +%F) \| -20\.00 +\| +(▐)?(█)+│"
-check $? "two days ago (a loss of 20) is drawn to the left of the axis" "$out"
+matches "$out" "^ *$(date -d '-3 days' +%F) \| 40\.00 +\| +│(█){20,}" "three days ago (earnings 40) has the longest bar to the right of the axis"
+matches "$out" "^ *$(date -d '-2 days' +%F) \| -20\.00 +\| +(▐)?(█)+│" "two days ago (a loss of 20) is drawn to the left of the axis"
 out=$(admin -v chart_width=24 -f reports/last_30_days.sql)
 chart "$out" "Management earnings" 24
 out=$(admin -v ascii=1 -f reports/last_30_days.sql)
@@ -71,10 +71,8 @@ chart "$out" "Workers in debt at the end of the day" 40 ascii
 out=$(admin -f reports/dashboard.sql)
 chart "$out" "Biggest earners today (rewards less fees)" 40
 chart "$out" "Biggest debtors now (balance)" 40
-echo "$out" | grep -q -E "^ *t_rep_worker +\| [0-9.]+ +\| │█"
-check $? "the dashboard's earners: t_rep_worker, who completed REP-1" "$out"
-echo "$out" | grep -q -E "^ *t_rep_debtor +\| -[0-9.]+ +\| +(▐)?(█)+│$"
-check $? "its debtors: t_rep_debtor, charged for REP-2" "$out"
+matches "$out" "^ *t_rep_worker +\| [0-9.]+ +\| │█" "the dashboard's earners: t_rep_worker, who completed REP-1"
+matches "$out" "^ *t_rep_debtor +\| -[0-9.]+ +\| +(▐)?(█)+│$" "its debtors: t_rep_debtor, charged for REP-2"
 out=$(admin -v ascii=1 -f reports/dashboard.sql)
 chart "$out" "Biggest debtors now (balance)" 40 ascii
 
@@ -82,7 +80,7 @@ chart "$out" "Biggest debtors now (balance)" 40 ascii
 out=$(PGUSER=t_rep_debtor PGDATABASE=popug psql -f reports/dashboard.sql 2>&1)
 rc=$?
 is "$rc" 3 "a worker running the dashboard: psql exits with 3 (ON_ERROR_STOP)"
-echo "$out" | grep -q "permission denied to read statistics"; check $? "with permission denied" "$out"
+matches "$out" "permission denied to read statistics" "with permission denied"
 echo "$out" | grep -q -E "Biggest|RECORD"; check $((! $?)) "and nothing after the error" "$out"
 out=$(PGUSER=t_rep_debtor PGDATABASE=popug psql -f reports/last_30_days.sql 2>&1)
 is $? 3 "last_30_days too"
