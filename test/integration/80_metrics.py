@@ -60,9 +60,9 @@ atexit.register(stop_children)
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
 
 
-def exporter_start(port, log):
+def exporter_start(port, log, user="pm_prom"):
     env = dict(os.environ,
-               DATA_SOURCE_NAME="postgresql://pm_prom@127.0.0.1:%s/popug?sslmode=disable" % os.environ["PGPORT"])
+               DATA_SOURCE_NAME="postgresql://%s@127.0.0.1:%s/popug?sslmode=disable" % (user, os.environ["PGPORT"]))
     p = subprocess.Popen([EXPORTER, "--extend.query-path=" + os.path.join(ROOT, "monitoring", "queries.yaml"),
                           "--web.listen-address=127.0.0.1:%d" % port, "--disable-settings-metrics",
                           "--no-collector.database", "--no-collector.bgwriter"],
@@ -168,6 +168,8 @@ settings(mail_max_attempts=5)
 ok(wait_for(lambda: q1("SELECT count(*) FROM popug.mail WHERE status = 'pending' AND attempts = 1") == 1, 20, 0.1),
    "the second mail is tried, fails to connect and waits for its retry")
 ok(q1("SELECT count(*) FROM popug.billing_day WHERE closed_at IS NULL") == 1, "the day is still open")
+ok(wait_for(lambda: q1("SELECT count(*) FROM popug.consumer_lag WHERE consumer IN ('accounting', 'mailer')"
+                        " AND pending > 0") == 0, 15, 0.1), "popug's own consumers have caught up")
 
 # ---- the exporter ----
 port = free_port()
@@ -281,6 +283,7 @@ test_yaml = ("rule_files: [%s]\nevaluation_interval: 1m\ntests:\n  - interval: 1
              "    alert_rule_test:\n%s" % (
                  without_annotations(os.path.join(ROOT, "monitoring", "alerts.yaml")), inputs,
                  alerts_test("PopugWorkerDown", []) +
+                 alerts_test("PopugMetricsMissing", []) +
                  alerts_test("PopugPayoutOverdue", [("critical", [])]) +
                  alerts_test("PopugDeadLetters", [("warning", [("consumer", "accounting")])]) +
                  alerts_test("PopugMailFailing", [("warning", [])]) +
@@ -289,12 +292,22 @@ with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=WORK, delete=False) as
     f.write(test_yaml)
 r = subprocess.run([PROMTOOL, "test", "rules", f.name], capture_output=True, text=True)
 ok(r.returncode == 0, "on these values the alerts fire: payout overdue, dead letters, mail failing, pm_app's lag;"
-   " no worker is down", r.stdout + r.stderr)
+   " no worker is down, no metric missing", r.stdout + r.stderr)
 
-# ---- stopped ----
+# ---- stopped; connected as a worker, it reads nothing of popug ----
 exporter.terminate()
 exporter.wait(10)
 ok(exporter.poll() is not None, "the exporter is stopped")
+port = free_port()
+with open(os.path.join(WORK, "exporter-worker.log"), "w") as log:
+    exporter = exporter_start(port, log, user="pm_w1")
+ok(wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 20, 0.1), "the exporter as pm_w1, a worker")
+with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+    metrics_text = r.read().decode()
+ok("pg_up 1" in metrics_text and scrape(port) == {}, "it is connected (pg_up 1) and gets no popug series",
+   "\n".join(line for line in metrics_text.splitlines() if line.startswith(("pg_up", "popug_"))))
+exporter.terminate()
+exporter.wait(10)
 for k in ("timezone", "payout_at", "smtp_url", "mail_max_attempts", "mail_retry_base", "smtp_timeout"):
     q("ALTER SYSTEM RESET popug.%s" % k)
 q("SELECT pg_reload_conf()")
