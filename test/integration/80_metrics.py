@@ -56,6 +56,14 @@ def die_with_parent():
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)	# PR_SET_PDEATHSIG
 
 
+def reset_settings():
+    for k in SETTINGS:
+        q("ALTER SYSTEM RESET popug.%s" % k)
+    q("SELECT pg_reload_conf()")
+
+
+SETTINGS = ("timezone", "payout_at", "smtp_url", "mail_max_attempts", "mail_retry_base", "smtp_timeout")
+atexit.register(reset_settings)	# runs after stop_children: the settings go back whatever happens
 atexit.register(stop_children)
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
 
@@ -308,7 +316,4 @@ ok("pg_up 1" in metrics_text and scrape(port) == {}, "it is connected (pg_up 1) 
    "\n".join(line for line in metrics_text.splitlines() if line.startswith(("pg_up", "popug_"))))
 exporter.terminate()
 exporter.wait(10)
-for k in ("timezone", "payout_at", "smtp_url", "mail_max_attempts", "mail_retry_base", "smtp_timeout"):
-    q("ALTER SYSTEM RESET popug.%s" % k)
-q("SELECT pg_reload_conf()")
 done()
