@@ -90,3 +90,9 @@ e.g. as worker_bob: SELECT * FROM popug.my_tasks; SELECT * FROM popug.my_balance
 Mails the catcher received: $DIR/mail.jsonl.  Server log: $DIR/server.log.
 Stop it with: bash demo/run.sh stop
 MSG
+
+# The psql reports with their charts, as the demo's admin runs them.
+for f in reports/dashboard.sql reports/last_30_days.sql reports/top_tasks.sql; do
+	log "$f (PGUSER=admin_ada PGDATABASE=popug psql -X -f $f)"
+	PGUSER=admin_ada PGDATABASE=popug "$PG_BIN/psql" -X -f "$f"
+done

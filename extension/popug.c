@@ -72,6 +72,7 @@ typedef struct PopugWorkerSlot
 	int			pid;
 	TimestampTz last_run;
 	int64		processed;
+	int64		errors;			/* passes that failed */
 	char		state[STATUS_STATE_LEN];
 	char		last_error[STATUS_ERROR_LEN];
 } PopugWorkerSlot;
@@ -221,7 +222,8 @@ popug_status_attach(PopugWorkerKind kind)
 
 /*
  * Records a worker's state.  processed is added to its counter; a non-NULL
- * error replaces the last error and an empty string clears it.
+ * error replaces the last error and an empty string clears it; a non-empty
+ * one counts as a failed pass.
  */
 void
 popug_status_set(PopugWorkerKind kind, const char *state, int64 processed,
@@ -238,6 +240,8 @@ popug_status_set(PopugWorkerKind kind, const char *state, int64 processed,
 	slot->processed += processed;
 	if (error)
 		strlcpy(slot->last_error, error, STATUS_ERROR_LEN);
+	if (error && error[0] != '\0')
+		slot->errors++;
 	SpinLockRelease(&slot->mutex);
 }
 
@@ -282,8 +286,8 @@ popug_worker_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < POPUG_NUM_WORKERS; i++)
 	{
 		PopugWorkerSlot copy;
-		Datum		values[6];
-		bool		nulls[6] = {0};
+		Datum		values[7];
+		bool		nulls[7] = {0};
 
 		if (worker_functions[i] == NULL)
 			continue;
@@ -300,6 +304,7 @@ popug_worker_status(PG_FUNCTION_ARGS)
 		values[4] = Int64GetDatum(copy.processed);
 		values[5] = CStringGetTextDatum(copy.last_error);
 		nulls[5] = copy.last_error[0] == '\0';
+		values[6] = Int64GetDatum(copy.errors);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();

@@ -123,6 +123,14 @@ CREATE VIEW popug.my_balance WITH (security_barrier) AS
 COMMENT ON VIEW popug.my_balance IS 'The caller''s balance';
 GRANT SELECT ON popug.my_balance TO PUBLIC;
 
+CREATE VIEW popug.balances WITH (security_barrier) AS
+	SELECT a.id AS account_id, a.login, a.full_name, a.role, a.active,
+		   COALESCE(b.amount, 0::numeric(14,2)) AS amount, b.updated_at
+	  FROM popug.account a LEFT JOIN popug.balance b ON b.account_id OPERATOR(pg_catalog.=) a.id
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) ANY ('{admin,accountant}'::popug.role[]);
+COMMENT ON VIEW popug.balances IS 'Every account''s balance, with its login (admins and accountants; no rows for anyone else)';
+GRANT SELECT ON popug.balances TO PUBLIC;
+
 CREATE VIEW popug.my_audit_log WITH (security_barrier) AS
 	SELECT p.id, p.applied_at, p.billing_day, p.kind, p.debit, p.credit, p.description,
 		   p.task_id, t.jira_id, t.title AS task_title, p.occurred_at

@@ -16,6 +16,7 @@ CREATE TABLE popug.mail (
 );
 CREATE INDEX mail_due_idx ON popug.mail (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX mail_sent_idx ON popug.mail (sent_at) WHERE status = 'sent';
+CREATE INDEX mail_failed_idx ON popug.mail (id) WHERE status = 'failed';	-- counted by popug.metrics
 COMMENT ON TABLE popug.mail IS 'Payout mail: one per PayoutMade event, sent by the mailer worker';
 
 CREATE FUNCTION popug.mail_dispatch(max_mails integer DEFAULT 100)

@@ -10,19 +10,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from tap import done, ensure_roles, is_, note, ok, q, q1, reset_popug, wait_for, wait_workers  # noqa: E402
+from tap import done, ensure_roles, free_port, is_, note, ok, q, q1, reset_popug, wait_for, wait_workers  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = os.environ.get("POPUG_WORK", "/tmp")
 RECORD = os.path.join(WORK, "mail-test.jsonl")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 PORT = free_port()

@@ -144,22 +144,26 @@ INSERT INTO want VALUES
 ('my_tasks', '{}', $$SELECT count(*) FROM popug.task t JOIN popug.account a ON a.id = t.assignee_id WHERE a.login = %L AND a.active$$),
 ('audit_log', '{admin,accountant}', NULL),
 ('my_audit_log', '{}', $$SELECT count(*) FROM popug.payment p JOIN popug.account a ON a.id = p.account_id WHERE a.login = %L AND a.active$$),
+('balances', '{admin,accountant}', NULL),
 ('my_balance', '{}', $$SELECT count(*) FROM popug.account a WHERE a.login = %L AND a.active$$),
 ('mails', '{admin}', $$SELECT count(*) FROM popug.mail m JOIN popug.account a ON a.id = m.account_id WHERE a.login = %L AND a.active$$),
 ('consumer_lag', '{admin}', NULL),
-('worker_status', '{admin}', NULL);
+('worker_status', '{admin}', NULL),
+('metrics', '{admin}', NULL);
 
 CREATE FUNCTION pg_temp.expect(w want, actor text, login name) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
 	n bigint := 0;
 	base text := CASE w.view
-		WHEN 'accounts' THEN 'account' WHEN 'tasks' THEN 'task'
+		WHEN 'accounts' THEN 'account' WHEN 'balances' THEN 'account' WHEN 'tasks' THEN 'task'
 		WHEN 'audit_log' THEN 'payment' WHEN 'consumer_lag' THEN 'consumer' WHEN 'mails' THEN 'mail'
 		WHEN 'worker_status' THEN NULL END;
 BEGIN
 	IF actor = ANY (w.sees_all) THEN
-		IF base IS NULL THEN
+		IF w.view = 'metrics' THEN
+			n := 1;
+		ELSIF base IS NULL THEN
 			SELECT count(*) INTO n FROM popug.worker_status_rows();
 		ELSE
 			EXECUTE format('SELECT count(*) FROM popug.%I', base) INTO n;

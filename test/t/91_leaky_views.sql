@@ -111,11 +111,13 @@ INSERT INTO probes VALUES
 	('tasks', 'description'), ('tasks', 'title'),
 	('my_tasks', 'description'), ('my_tasks', 'assign_fee'),
 	('my_balance', 'amount'), ('my_balance', 'account_id'),
+	('balances', 'amount'), ('balances', 'login'),
 	('my_audit_log', 'description'), ('my_audit_log', 'credit'), ('my_audit_log', 'task_title'),
 	('audit_log', 'description'), ('audit_log', 'login'),
 	('mails', 'to_addr'), ('mails', 'subject'),
 	('consumer_lag', 'consumer'),
-	('worker_status', 'worker');
+	('worker_status', 'worker'),
+	('metrics', 'accounts_in_debt'), ('metrics', 'events_total');
 CREATE TEMP TABLE callers (login name);
 INSERT INTO callers VALUES ('t_worker1'), ('t_worker2'), ('t_manager'), ('t_accountant'), ('t_admin'),
 	('t_nobody'), ('t_former');
