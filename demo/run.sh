@@ -72,6 +72,14 @@ for line in open(sys.argv[1]):
     print(body.replace("\r\n", "\n").rstrip())
 PY
 
+# The psql reports with their charts, as the demo's admin runs them: the
+# dashboard of the day just played and paid out.
+day=$(q popug "SELECT max(day) FROM popug.billing_day")
+for f in reports/dashboard.sql reports/last_30_days.sql reports/top_tasks.sql; do
+	log "$f (PGUSER=admin_ada PGDATABASE=popug psql -X -v day=$day -f $f)"
+	PGUSER=admin_ada PGDATABASE=popug "$PG_BIN/psql" -X -v day="$day" -f "$f"
+done
+
 cat <<MSG
 
 The demo cluster is running.  Its clock is in Etc/GMT-14, where the
@@ -91,8 +99,3 @@ Mails the catcher received: $DIR/mail.jsonl.  Server log: $DIR/server.log.
 Stop it with: bash demo/run.sh stop
 MSG
 
-# The psql reports with their charts, as the demo's admin runs them.
-for f in reports/dashboard.sql reports/last_30_days.sql reports/top_tasks.sql; do
-	log "$f (PGUSER=admin_ada PGDATABASE=popug psql -X -f $f)"
-	PGUSER=admin_ada PGDATABASE=popug "$PG_BIN/psql" -X -f "$f"
-done

@@ -4,10 +4,15 @@
 -- PGUSER, PGDATABASE):
 --   psql -X -h HOST -p PORT -U LOGIN -d DB -f reports/dashboard.sql
 --   psql -X -v ascii=1 -f reports/dashboard.sql     (# and | instead of Unicode)
+--   psql -X -v day=2026-11-24 -f reports/dashboard.sql   (another day)
 \ir report.psql
+\if :{?day}
+SELECT day AS today FROM popug.stats_day(:'day') \gset
+\else
 SELECT day AS today FROM popug.stats_day(NULL) \gset
+\endif
 \echo
-\echo 'popug: today,' :today '(billing day in popug.timezone)'
+\echo 'popug: the day' :today '(billing day in popug.timezone)'
 \echo
 \x on
 SELECT to_char(management_earnings, 'FM999G999G990D00') AS "Management earnings",
@@ -20,7 +25,7 @@ SELECT to_char(management_earnings, 'FM999G999G990D00') AS "Management earnings"
   FROM popug.stats_day(:'today');
 \x off
 \echo
-\echo 'Biggest earners today (rewards less fees)'
+\echo 'Biggest earners of the day (rewards less fees)'
 SELECT c.login AS "Worker", to_char(c.v, 'FM999G999G990D00') AS "Earned", :chart_bar AS "Chart"
   FROM (:chart_scale (SELECT login, sum(credit) - sum(debit) AS v
 						FROM popug.audit_log

@@ -69,12 +69,14 @@ out=$(admin -v ascii=1 -f reports/last_30_days.sql)
 chart "$out" "Management earnings" 40 ascii
 chart "$out" "Workers in debt at the end of the day" 40 ascii
 out=$(admin -f reports/dashboard.sql)
-chart "$out" "Biggest earners today (rewards less fees)" 40
+chart "$out" "Biggest earners of the day (rewards less fees)" 40
 chart "$out" "Biggest debtors now (balance)" 40
 matches "$out" "^ *t_rep_worker +\| [0-9.]+ +\| │█" "the dashboard's earners: t_rep_worker, who completed REP-1"
 matches "$out" "^ *t_rep_debtor +\| -[0-9.]+ +\| +(▐)?(█)+│$" "its debtors: t_rep_debtor, charged for REP-2"
 out=$(admin -v ascii=1 -f reports/dashboard.sql)
 chart "$out" "Biggest debtors now (balance)" 40 ascii
+out=$(admin -v day="$(date -d '-3 days' +%F)" -f reports/dashboard.sql)
+matches "$out" "^Fees charged *\| 40\.00$" "-v day= shows another day's dashboard (three days ago: a fee of 40)"
 
 # ---- refused: a non-zero exit at the first error, nothing after it ----
 out=$(PGUSER=t_rep_debtor PGDATABASE=popug psql -f reports/dashboard.sql 2>&1)
