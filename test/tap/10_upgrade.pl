@@ -26,7 +26,8 @@ my @released = map { (split ' ')[0] } grep { !/^#/ && /\S/ } split /\n/, slurp_f
 sub fingerprint
 {
 	my ($node) = @_;
-	return popug_fingerprint($node, 'popug', 'payment.id');
+	# payment ids are rewritten; ledger_task.billing_day is new in 0.2
+	return popug_fingerprint($node, 'popug', 'payment.id', 'ledger_task.billing_day');
 }
 
 sub catalog
@@ -125,6 +126,10 @@ for my $old (grep { $_ ne $current } @released)
 	my $after = fingerprint($node);
 	delete $after->{$_} for grep { !exists $before->{$_} } keys %$after;
 	is_deeply($after, $before, "$old: every row kept");
+	is($node->safe_psql('popug',
+			"SELECT count(*) FROM popug.ledger_task t WHERE billing_day IS DISTINCT FROM"
+			  . " (SELECT min(p.billing_day) FROM popug.payment p WHERE p.task_id = t.task_id AND p.kind = 'assign_fee')"),
+		'0', "$old: each task counts in statistics on the billing day of its first fee");
 
 	$node->safe_psql('postgres', 'CREATE DATABASE fresh');
 	$node->safe_psql('fresh', 'CREATE EXTENSION popug');
