@@ -24,6 +24,12 @@
  * seconds, with jitter of +-50%, until popug.mail_max_attempts.
  * mail_resend() puts a failed mail back to pending, attempts reset.
  *
+ * Every time the mailer writes or compares is clock_timestamp(), never
+ * now(): a pass (and mail_dispatch()) sends one mail after another in
+ * transactions whose start may lie long behind, and a lease counted from
+ * there could have run out before it is taken, letting another sender
+ * claim a mail still being sent.
+ *
  *-------------------------------------------------------------------------
  */
 #include "popug.h"
@@ -71,31 +77,33 @@ typedef struct Mail
 } Mail;
 
 static PopugPlan queue_plan = {
-	"INSERT INTO popug.mail (account_id, event_id, to_addr, subject, body, status, last_error) "
+	"INSERT INTO popug.mail (account_id, event_id, to_addr, subject, body, status, last_error,"
+	"                        created_at, next_attempt_at) "
 	"SELECT ($2->>'account_id')::uuid, $1, $2->>'email',"
 	"       'popug payout for ' || ($2->>'billing_day')::date,"
 	"       concat('Hello,', E'\\n\\n', 'popug paid you ', ($2->>'amount')::numeric(14,2),"
 	"              ' for ', ($2->>'billing_day')::date, '.', E'\\n\\n',"
 	"              'Your audit log: SELECT * FROM popug.my_audit_log;', E'\\n\\n', '-- popug', E'\\n'),"
-	"       CASE WHEN $3 IS NULL THEN 'pending' ELSE 'failed' END, $3 "
+	"       CASE WHEN $3 IS NULL THEN 'pending' ELSE 'failed' END, $3,"
+	"       clock_timestamp(), clock_timestamp() "
 	"ON CONFLICT (event_id) DO NOTHING",
 	3, {UUIDOID, JSONBOID, TEXTOID}
 };
 static PopugPlan claim_plan = {
 	"UPDATE popug.mail m SET attempts = attempts + 1,"
-	"       next_attempt_at = now() + make_interval(secs => $2) "
-	" WHERE id IN (SELECT id FROM popug.mail WHERE status = 'pending' AND next_attempt_at <= now()"
+	"       next_attempt_at = clock_timestamp() + make_interval(secs => $2) "
+	" WHERE id IN (SELECT id FROM popug.mail WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()"
 	"              ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) "
 	"RETURNING id, to_addr, subject, body, event_id::text, attempts",
 	2, {INT4OID, INT4OID}
 };
 static PopugPlan sent_plan = {
-	"UPDATE popug.mail SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1",
+	"UPDATE popug.mail SET status = 'sent', sent_at = clock_timestamp(), last_error = NULL WHERE id = $1",
 	1, {INT8OID}
 };
 static PopugPlan failed_plan = {
 	"UPDATE popug.mail SET status = CASE WHEN $3 OR attempts >= $4 THEN 'failed' ELSE 'pending' END,"
-	"       next_attempt_at = now() + make_interval(secs => $5 * 2 ^ (attempts - 1) * (0.5 + random())),"
+	"       next_attempt_at = clock_timestamp() + make_interval(secs => $5 * 2 ^ (attempts - 1) * (0.5 + random())),"
 	"       last_error = $2 WHERE id = $1",
 	5, {INT8OID, TEXTOID, BOOLOID, INT4OID, INT4OID}
 };
@@ -108,7 +116,7 @@ static PopugPlan mail_plan = {
 	"SELECT status, to_addr FROM popug.mail WHERE id = $1 FOR UPDATE", 1, {INT8OID}
 };
 static PopugPlan prune_plan = {
-	"DELETE FROM popug.mail WHERE status = 'sent' AND sent_at < now() - make_interval(days => $1)",
+	"DELETE FROM popug.mail WHERE status = 'sent' AND sent_at < clock_timestamp() - make_interval(days => $1)",
 	1, {INT4OID}
 };
 
