@@ -313,36 +313,53 @@ popug_account_set_role(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * Deactivates (active false) or reactivates an account: the flag, the
+ * worker pool and the event; a no-op when the account already is as
+ * asked.  A reactivated account's login must still name a role (42704).
+ */
+static void
+change_active(FunctionCallInfo fcinfo, bool active)
+{
+	PopugCall	call;
+	Datum		arg;
+	PopugRole	role;
+	bool		was_active;
+	PopugJson	js;
+
+	require_arg(fcinfo, 0, "account_id");
+	popug_begin(&call);
+	popug_require(&call, POPUG_ADMIN, true,
+				  active ? "reactivate accounts" : "deactivate accounts");
+	popug_exec(&pool_exclusive_plan, NULL, NULL, false, 0);
+
+	arg = PG_GETARG_DATUM(0);
+	role = lock_account(arg, &was_active);
+	if (was_active != active)
+	{
+		char	   *login = set_active(arg, active);
+
+		if (active)
+			check_role_exists(login);
+		if (role == POPUG_WORKER && active)
+			pool_add(arg);
+		else if (role == POPUG_WORKER)
+			pool_remove(arg);
+		pj_begin(&js);
+		pj_uuid(&js, "account_id", PG_GETARG_UUID_P(0));
+		popug_event_append(active ? "AccountReactivated" : "AccountDeactivated", 1, "auth",
+						   PG_GETARG_UUID_P(0), pj_end(&js));
+	}
+	popug_end(&call);
+}
+
 PG_FUNCTION_INFO_V1(popug_account_deactivate);
 
 /* SQL: popug.account_deactivate(account_id); a no-op if already inactive. */
 Datum
 popug_account_deactivate(PG_FUNCTION_ARGS)
 {
-	PopugCall	call;
-	Datum		arg;
-	PopugRole	role;
-	bool		active;
-	PopugJson	js;
-
-	require_arg(fcinfo, 0, "account_id");
-	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN, true, "deactivate accounts");
-	popug_exec(&pool_exclusive_plan, NULL, NULL, false, 0);
-
-	arg = PG_GETARG_DATUM(0);
-	role = lock_account(arg, &active);
-	if (active)
-	{
-		set_active(arg, false);
-		if (role == POPUG_WORKER)
-			pool_remove(arg);
-		pj_begin(&js);
-		pj_uuid(&js, "account_id", PG_GETARG_UUID_P(0));
-		popug_event_append("AccountDeactivated", 1, "auth", PG_GETARG_UUID_P(0),
-						   pj_end(&js));
-	}
-	popug_end(&call);
+	change_active(fcinfo, false);
 	PG_RETURN_VOID();
 }
 
@@ -350,36 +367,12 @@ PG_FUNCTION_INFO_V1(popug_account_reactivate);
 
 /*
  * SQL: popug.account_reactivate(account_id): the account can act again
- * and, as a worker, is back in the pool; a no-op if it is active.  Its
- * login must still name a role (42704).
+ * and, as a worker, is back in the pool; a no-op if it is active.
  */
 Datum
 popug_account_reactivate(PG_FUNCTION_ARGS)
 {
-	PopugCall	call;
-	Datum		arg;
-	PopugRole	role;
-	bool		active;
-	PopugJson	js;
-
-	require_arg(fcinfo, 0, "account_id");
-	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN, true, "reactivate accounts");
-	popug_exec(&pool_exclusive_plan, NULL, NULL, false, 0);
-
-	arg = PG_GETARG_DATUM(0);
-	role = lock_account(arg, &active);
-	if (!active)
-	{
-		check_role_exists(set_active(arg, true));
-		if (role == POPUG_WORKER)
-			pool_add(arg);
-		pj_begin(&js);
-		pj_uuid(&js, "account_id", PG_GETARG_UUID_P(0));
-		popug_event_append("AccountReactivated", 1, "auth", PG_GETARG_UUID_P(0),
-						   pj_end(&js));
-	}
-	popug_end(&call);
+	change_active(fcinfo, true);
 	PG_RETURN_VOID();
 }
 
