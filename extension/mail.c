@@ -638,7 +638,7 @@ popug_mail_resend(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("popug mail %lld is %s, not failed", (long long) DatumGetInt64(id), status),
-				 errhint("Only a failed mail can be resent; a pending one is still being tried.")));
+				 errhint("Only a failed mail can be resent: a pending one is still being tried, a sent one was delivered.")));
 	problem = popug_email_problem(popug_get_text(0, 2), true);
 	if (problem != NULL)
 		ereport(ERROR,
