@@ -196,3 +196,77 @@ CREATE VIEW popug.balances WITH (security_barrier) AS
 	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) ANY ('{admin,accountant}'::popug.role[]);
 COMMENT ON VIEW popug.balances IS 'Every account''s balance, with its login (admins and accountants; no rows for anyone else)';
 GRANT SELECT ON popug.balances TO PUBLIC;
+
+-- Admin chores (issue 19): dead letters and failed mail an admin can see
+-- and act on, accounts that come back, logins beside account ids, the
+-- day a task counts on in statistics, stats_day()'s default.  See
+-- extension/sql/10_identity.sql, 20_events.sql, 30_tasks.sql,
+-- 40_accounting.sql, 60_mail.sql and 70_stats.sql, whose definitions
+-- these repeat.
+CREATE FUNCTION popug.account_reactivate(account_id uuid)
+RETURNS void
+AS 'MODULE_PATHNAME', 'popug_account_reactivate'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.account_reactivate(uuid) IS
+	'Reactivates a deactivated account: it can act again and, as a worker, get tasks (admins)';
+
+CREATE VIEW popug.dead_letters WITH (security_barrier) AS
+	SELECT d.consumer, d.event_id, e.event_name, e.event_version, e.producer, e.aggregate_id,
+		   e.occurred_at, e.payload, d.error, d.failed_at, d.retried_at
+	  FROM popug.dead_letter d LEFT JOIN popug.event e ON e.id OPERATOR(pg_catalog.=) d.event
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) 'admin'::popug.role;
+COMMENT ON VIEW popug.dead_letters IS
+	'Events popug''s own consumers set aside, with the event and the error; retried_at is set once dead_letter_retry replayed it (admins; no rows for anyone else)';
+GRANT SELECT ON popug.dead_letters TO PUBLIC;
+
+CREATE OR REPLACE VIEW popug.tasks WITH (security_barrier) AS
+	SELECT t.id, t.jira_id, t.title, t.description, t.status, t.assign_fee,
+		   t.complete_reward, t.assignee_id, t.created_by, t.created_at, t.completed_at,
+		   assignee.login AS assignee_login, creator.login AS created_by_login
+	  FROM popug.task t
+	  LEFT JOIN popug.account assignee ON assignee.id OPERATOR(pg_catalog.=) t.assignee_id
+	  LEFT JOIN popug.account creator ON creator.id OPERATOR(pg_catalog.=) t.created_by
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) ANY ('{admin,manager}'::popug.role[]);
+
+CREATE OR REPLACE VIEW popug.my_balance WITH (security_barrier) AS
+	SELECT a.id AS account_id, COALESCE(b.amount, 0::numeric(14,2)) AS amount, b.updated_at, a.login
+	  FROM popug.account a LEFT JOIN popug.balance b ON b.account_id OPERATOR(pg_catalog.=) a.id
+	 WHERE a.id OPERATOR(pg_catalog.=) (SELECT popug.caller_account_id());
+
+CREATE OR REPLACE VIEW popug.mails WITH (security_barrier) AS
+	SELECT m.id, m.account_id, m.to_addr, m.subject, m.status, m.attempts, m.next_attempt_at,
+		   m.last_error, m.created_at, m.sent_at, a.login
+	  FROM popug.mail m LEFT JOIN popug.account a ON a.id OPERATOR(pg_catalog.=) m.account_id
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) 'admin'::popug.role
+		OR m.account_id OPERATOR(pg_catalog.=) (SELECT popug.caller_account_id());
+
+CREATE FUNCTION popug.mail_resend(mail_id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'popug_mail_resend'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.mail_resend(bigint) IS
+	'Puts a failed mail back to pending with its attempts reset, to be sent again (admins)';
+
+-- A task counts in statistics on the billing day accounting learned of it,
+-- as its money does, so that a paid-out day's tasks_created is final.
+-- Tasks 0.1 recorded take the billing day of their first assignment fee,
+-- or else the day they were created in popug.timezone.
+ALTER TABLE popug.ledger_task ADD COLUMN billing_day date;
+UPDATE popug.ledger_task t
+   SET billing_day = COALESCE(
+		(SELECT pg_catalog.min(p.billing_day) FROM popug.payment p
+		  WHERE p.task_id OPERATOR(pg_catalog.=) t.task_id AND p.kind OPERATOR(pg_catalog.=) 'assign_fee'),
+		(t.created_at AT TIME ZONE
+		 COALESCE(pg_catalog.current_setting('popug.timezone', true), 'UTC'))::date);
+ALTER TABLE popug.ledger_task ALTER COLUMN billing_day SET NOT NULL;
+DROP INDEX popug.ledger_task_created_idx;
+CREATE INDEX ledger_task_billing_day_idx ON popug.ledger_task (billing_day);
+
+CREATE OR REPLACE FUNCTION popug.stats_day(day date DEFAULT NULL)
+RETURNS TABLE (day date, management_earnings numeric, negative_workers bigint,
+			   fees_charged numeric, rewards_paid numeric, payouts numeric,
+			   tasks_created bigint, tasks_completed bigint)
+AS 'MODULE_PATHNAME', 'popug_stats_day'
+LANGUAGE C CALLED ON NULL INPUT STABLE ROWS 1 SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.stats_day(date) IS
+	'The statistics of one billing day (by default or NULL: today in popug.timezone) (admins, accountants)';

@@ -133,6 +133,15 @@ LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.dead_letter_retry(uuid) IS
 	'Replays a dead-lettered event to the consumers that set it aside, once its cause is fixed; returns how many (admins)';
 
+CREATE VIEW popug.dead_letters WITH (security_barrier) AS
+	SELECT d.consumer, d.event_id, e.event_name, e.event_version, e.producer, e.aggregate_id,
+		   e.occurred_at, e.payload, d.error, d.failed_at, d.retried_at
+	  FROM popug.dead_letter d LEFT JOIN popug.event e ON e.id OPERATOR(pg_catalog.=) d.event
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) 'admin'::popug.role;
+COMMENT ON VIEW popug.dead_letters IS
+	'Events popug''s own consumers set aside, with the event and the error; retried_at is set once dead_letter_retry replayed it (admins; no rows for anyone else)';
+GRANT SELECT ON popug.dead_letters TO PUBLIC;
+
 -- Where the transaction ids in popug.event and popug.consumer come from:
 -- the cluster and database that wrote them.  A restored dump names another
 -- one, and the first call carries its positions over (extension/origin.c).
