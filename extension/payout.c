@@ -26,6 +26,10 @@
  * pays, and the payout row's primary key would refuse a second payment
  * (failing the batch) anyway.  Steps of concurrent runs (pg_cron and the
  * scheduler worker, say) serialize on a transaction-level advisory lock.
+ * A step reads what the run before it committed; under REPEATABLE READ or
+ * SERIALIZABLE a step whose snapshot predates another run's last committed
+ * step would redo that step, so it fails with a serialization failure
+ * instead, which the caller retries (specs/payout_run_run.spec).
  * Balances are updated in account order, as accounting does, so the two
  * never deadlock.
  *
@@ -36,6 +40,7 @@
  */
 #include "popug.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -43,6 +48,12 @@
 #include "utils/date.h"
 
 static PopugPlan payout_lock_plan = {"SELECT popug.xact_lock(2, true)", 0, {}};
+/* The state of the last day begun: what each committed step changes. */
+static PopugPlan last_day_plan = {
+	"SELECT (SELECT ROW(day, paid_upto, closed_at)::text FROM popug.billing_day"
+	"         ORDER BY day DESC LIMIT 1)",
+	0, {}
+};
 static PopugPlan running_plan = {
 	"SELECT day FROM popug.billing_day WHERE closed_at IS NULL ORDER BY day LIMIT 1",
 	0, {}
@@ -150,6 +161,34 @@ close_day(DateADT day)
 }
 
 /*
+ * Under REPEATABLE READ or SERIALIZABLE, fails with 40001 when another
+ * run committed a step after this transaction's snapshot was taken: this
+ * step would start or pay again what that one did (and fail on a primary
+ * key, as if the data were bad).  Read committed reads the latest anyway.
+ * Called with the payout-run lock held.
+ */
+static void
+check_no_concurrent_step(void)
+{
+	char	   *seen;
+	char	   *latest;
+
+	if (!IsolationUsesXactSnapshot())
+		return;
+	popug_exec(&last_day_plan, NULL, NULL, true, 1);
+	seen = popug_get_text(0, 1);
+	popug_exec_latest(&last_day_plan, NULL, NULL, 1);
+	latest = popug_get_text(0, 1);
+	if ((seen == NULL) != (latest == NULL) ||
+		(seen != NULL && strcmp(seen, latest) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent payout step"),
+				 errdetail("Another payout run committed a step after this transaction's snapshot was taken."),
+				 errhint("Run the payout again: it goes on from the last committed step.")));
+}
+
+/*
  * One step of closing every day up to upto (see the top of this file).
  * Returns true when there is nothing left to do.  Runs inside a call.
  */
@@ -161,6 +200,7 @@ popug_payout_step(DateADT upto, int batch)
 	DateADT		day;
 
 	popug_exec(&payout_lock_plan, NULL, NULL, false, 0);
+	check_no_concurrent_step();
 
 	if (popug_exec(&running_plan, NULL, NULL, false, 1) == 1)
 	{
