@@ -40,7 +40,6 @@
  */
 #include "popug.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -161,34 +160,6 @@ close_day(DateADT day)
 }
 
 /*
- * Under REPEATABLE READ or SERIALIZABLE, fails with 40001 when another
- * run committed a step after this transaction's snapshot was taken: this
- * step would start or pay again what that one did (and fail on a primary
- * key, as if the data were bad).  Read committed reads the latest anyway.
- * Called with the payout-run lock held.
- */
-static void
-check_no_concurrent_step(void)
-{
-	char	   *seen;
-	char	   *latest;
-
-	if (!IsolationUsesXactSnapshot())
-		return;
-	popug_exec(&last_day_plan, NULL, NULL, true, 1);
-	seen = popug_get_text(0, 1);
-	popug_exec_latest(&last_day_plan, NULL, NULL, 1);
-	latest = popug_get_text(0, 1);
-	if ((seen == NULL) != (latest == NULL) ||
-		(seen != NULL && strcmp(seen, latest) != 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access due to a concurrent payout step"),
-				 errdetail("Another payout run committed a step after this transaction's snapshot was taken."),
-				 errhint("Run the payout again: it goes on from the last committed step.")));
-}
-
-/*
  * One step of closing every day up to upto (see the top of this file).
  * Returns true when there is nothing left to do.  Runs inside a call.
  */
@@ -200,7 +171,7 @@ popug_payout_step(DateADT upto, int batch)
 	DateADT		day;
 
 	popug_exec(&payout_lock_plan, NULL, NULL, false, 0);
-	check_no_concurrent_step();
+	popug_require_fresh(&last_day_plan, "payout step");
 
 	if (popug_exec(&running_plan, NULL, NULL, false, 1) == 1)
 	{
