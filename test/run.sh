@@ -84,6 +84,7 @@ for bin in "$PG_BIN" "$POPUG_ROOT"/tmp_install-*/usr/lib/postgresql/$PG_MAJOR/bi
 	fi
 done
 cleanup() {
+	[ -n "${smtp_pid:-}" ] && kill "$smtp_pid" 2>/dev/null
 	cluster_stop immediate
 	[ -n "${POPUG_KEEP:-}" ] || rm -rf "$WORK"
 }
@@ -138,8 +139,21 @@ regress regress regress/pg_regress popug_regress sql sql
 
 # isolationtester: one test per specs/*.spec, each a race played in every
 # interleaving its permutations name (steps that wait on a lock included).
+# The mail spec sends to the test SMTP server started here, named to the
+# specs' connections only (not to the workers) through PGOPTIONS.
 log "isolation"
-regress isolation isolation/pg_isolation_regress popug_isolation specs spec
+smtp_port=$(free_port 2600)
+smtp_record=$WORK/isolation-smtp.jsonl
+"$PYTHON" test/smtp_server.py --port "$smtp_port" --record "$smtp_record" >"$WORK/isolation-smtp.log" 2>&1 &
+smtp_pid=$!
+for i in $(seq 1 100); do
+	(echo >"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null && break
+	sleep 0.1
+done
+PGOPTIONS="-c popug.smtp_url=smtp://127.0.0.1:$smtp_port -c popug_test.smtp_record=$smtp_record" \
+	regress isolation isolation/pg_isolation_regress popug_isolation specs spec
+kill "$smtp_pid" && wait "$smtp_pid" 2>/dev/null
+smtp_pid=
 
 # pgTAP: each file runs in its own fresh database, inside BEGIN/ROLLBACK.
 log "pgTAP"
