@@ -2,8 +2,8 @@
 # make test: installs what is missing, builds, installs popug into a staged
 # tree, starts a throwaway cluster (popug and pg_cron preloaded), runs
 # pg_regress, the isolation specs (isolationtester), pgTAP (pg_prove), the
-# integration scripts and the TAP tests (prove), stops
-# the cluster whatever happens, and ends with "N passed, N failed".
+# integration scripts and the TAP tests (prove), stops the cluster whatever
+# happens, and ends with "N passed, N failed".
 #
 #   POPUG_TESTS="sql/00_install.sql specs/tasks_shuffle_shuffle.spec t/10_identity.sql
 #                integration/10_events.py tap/10_upgrade.pl"  run only these
@@ -142,7 +142,7 @@ regress regress regress/pg_regress popug_regress sql sql
 # The mail spec sends to the test SMTP server started here, named to the
 # specs' connections only (not to the workers) through PGOPTIONS.
 log "isolation"
-smtp_port=$(free_port 2600)
+smtp_port=$(free_port $((30000 + RANDOM % 20000)))	# apart from other checkouts' runs
 smtp_record=$WORK/isolation-smtp.jsonl
 "$PYTHON" test/smtp_server.py --port "$smtp_port" --record "$smtp_record" >"$WORK/isolation-smtp.log" 2>&1 &
 smtp_pid=$!
