@@ -29,6 +29,10 @@ SQL_PARTS = $(sort $(wildcard extension/sql/*.sql))
 
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 REGRESS_OPTS = --inputdir=. --load-extension=popug
+# isolationtester specs: one race each, played in the interleavings its
+# permutations name; specs/NAME.spec, expected/NAME.out
+ISOLATION = $(sort $(basename $(notdir $(wildcard specs/*.spec))))
+ISOLATION_OPTS = --load-extension=popug
 
 PG_CPPFLAGS = -I$(srcdir)/extension -DPOPUG_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \

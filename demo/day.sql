@@ -62,8 +62,8 @@ SELECT popug.task_create('Fix the login page', 'Users cannot log in with long pa
 	   popug.task_create('Sharpen the claws'),
 	   popug.task_create('Paint the perch', 'Green, as always'),
 	   popug.task_create('Migrate the seed database', '', 'POPUG-103') \gset
-SELECT jira_id, title, assign_fee, complete_reward, a.login AS assignee
-  FROM popug.tasks t JOIN popug.accounts a ON a.id = t.assignee_id ORDER BY t.created_at;
+SELECT jira_id, title, assign_fee, complete_reward, assignee_login AS assignee
+  FROM popug.tasks ORDER BY created_at;
 RESET ROLE;
 
 \echo '== each worker finishes one task'
@@ -95,10 +95,9 @@ RESET ROLE;
 SELECT pg_temp.wait_for('the accounting worker',
 	$$SELECT pending = 0 FROM popug.consumer_lag WHERE consumer = 'accounting'$$, 30) \gset
 SET ROLE accountant_eve;
-SELECT a.login, sum(l.credit) AS credited, sum(l.debit) AS debited,
-	   sum(l.credit - l.debit) AS balance
-  FROM popug.audit_log l JOIN popug.accounts a ON a.id = l.account_id
- GROUP BY a.login ORDER BY a.login;
+SELECT login, sum(credit) AS credited, sum(debit) AS debited,
+	   sum(credit - debit) AS balance
+  FROM popug.audit_log GROUP BY login ORDER BY login;
 RESET ROLE;
 
 \echo '== midnight: the scheduler''s clock moves to Etc/GMT-14, where the day is over'
@@ -115,9 +114,15 @@ SELECT pg_temp.wait_for('the payout mails',
 	$$SELECT count(*) FILTER (WHERE status = 'sent') = count(*) FROM popug.mail$$, 60) \gset
 SELECT to_addr, subject, status, attempts FROM popug.mail ORDER BY to_addr;
 
-\echo '== back to UTC for the rest of the week'
-ALTER SYSTEM RESET popug.timezone;
+\echo '== the next day: the cluster stays in Etc/GMT-14, sessions too'
+-- Billing days follow popug.timezone; the sessions' TimeZone follows it
+-- as well, so that current_date is the open billing day: what a user does
+-- next counts on the day stats_day() shows and payout_run(current_date)
+-- closes.
+ALTER SYSTEM SET timezone = 'Etc/GMT-14';
 SELECT pg_reload_conf() \gset
+SET timezone = 'Etc/GMT-14';
+SELECT current_date AS today, popug.billing_day_open() AS open_billing_day;
 
 \echo '== the dashboard of the day (accountant_eve: SELECT * FROM popug.stats_day(day))'
 SET ROLE accountant_eve;

@@ -8,6 +8,8 @@
 #   make demo                 (re)create the demo cluster and play the day
 #   bash demo/run.sh stop     stop the demo cluster and the SMTP catcher
 #   POPUG_DEMO_DIR=/tmp/popug-demo  POPUG_DEMO_PORT=5499  SMTP port 2525
+#   POPUG_DEMO_SMTP_PORT=2525
+#   POPUG_STAGED=1            use the staged tree as it is (the demo's test)
 set -uo pipefail
 source "$(dirname "$0")/../test/lib.sh"
 cd "$POPUG_ROOT"
@@ -29,10 +31,12 @@ if [ "${1:-}" = stop ]; then
 	exit 0
 fi
 
-log "dependencies"
-ensure_deps || exit 1
-log "build and staged install"
-stage_install || exit 1
+if [ "${POPUG_STAGED:-}" != 1 ]; then
+	log "dependencies"
+	ensure_deps || exit 1
+	log "build and staged install"
+	stage_install || exit 1
+fi
 
 log "cluster in $DIR, port $PGPORT; SMTP catcher on 127.0.0.1:$SMTP_PORT"
 stop
@@ -68,15 +72,30 @@ for line in open(sys.argv[1]):
     print(body.replace("\r\n", "\n").rstrip())
 PY
 
+# The psql reports with their charts, as the demo's admin runs them: the
+# dashboard of the day just played and paid out.
+day=$(q popug "SELECT max(day) FROM popug.billing_day")
+for f in reports/dashboard.sql reports/last_30_days.sql reports/top_tasks.sql; do
+	log "$f (PGUSER=admin_ada PGDATABASE=popug psql -X -v day=$day -f $f)"
+	PGUSER=admin_ada PGDATABASE=popug "$PG_BIN/psql" -X -v day="$day" -f "$f"
+done
+
 cat <<MSG
 
-The demo cluster is running.  Connect with:
+The demo cluster is running.  Its clock is in Etc/GMT-14, where the
+scripted day is over: today ($(q popug "SELECT current_date")) is the open
+billing day, so what you do next shows on today's dashboard and
+CALL popug.payout_run(current_date) closes it.  Connect as each person
+(each is a login role; the demo trusts local connections):
 
-    $PG_BIN/psql -h $PGHOST -p $PGPORT -U postgres popug
+    $PG_BIN/psql -h $PGHOST -p $PGPORT -U admin_ada popug        # admin
+    $PG_BIN/psql -h $PGHOST -p $PGPORT -U manager_max popug      # manager
+    $PG_BIN/psql -h $PGHOST -p $PGPORT -U accountant_eve popug   # accountant
+    $PG_BIN/psql -h $PGHOST -p $PGPORT -U worker_bob popug       # a worker (also worker_kim, worker_lea, worker_ned)
+    $PG_BIN/psql -h $PGHOST -p $PGPORT -U postgres popug         # the superuser
 
-Act as someone with SET ROLE (admin_ada, manager_max, accountant_eve,
-worker_bob, worker_kim, worker_lea, worker_ned), e.g.
-    SET ROLE worker_bob; SELECT * FROM popug.my_tasks; RESET ROLE;
+e.g. as worker_bob: SELECT * FROM popug.my_tasks; SELECT * FROM popug.my_balance;
 Mails the catcher received: $DIR/mail.jsonl.  Server log: $DIR/server.log.
 Stop it with: bash demo/run.sh stop
 MSG
+

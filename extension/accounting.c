@@ -66,7 +66,7 @@
 /*
  * Applies the events in $1 (popug.event[]): ledger_task rows, payments,
  * balances and TransactionApplied events; returns one row per payment
- * inserted.  $2 is the billing day.  Each part unnests $1 itself: a CTE of
+ * inserted.  $2 is the billing day, of the payments and of the tasks.  Each part unnests $1 itself: a CTE of
  * the events read twice would be materialized, payloads and all.  The
  * events were judged first (judge()), so the amounts are JSON numbers the
  * casts take exactly.
@@ -75,13 +75,13 @@
  */
 #define APPLY_SQL(on_conflict) \
 	"WITH tasks AS (" \
-	"  INSERT INTO popug.ledger_task (task_id, jira_id, title, complete_reward, created_at)" \
+	"  INSERT INTO popug.ledger_task (task_id, jira_id, title, complete_reward, created_at, billing_day)" \
 	"  SELECT (payload->>'task_id')::uuid," \
 	"         CASE event_version WHEN 2 THEN payload->>'jira_id'" \
 	"              ELSE substring(payload->>'title' FROM '^\\s*\\[([^]]*)\\]') END," \
 	"         CASE event_version WHEN 2 THEN payload->>'title'" \
 	"              ELSE btrim(regexp_replace(payload->>'title', '^\\s*\\[[^]]*\\]', '')) END," \
-	"         (payload->'complete_reward')::numeric(12,2), occurred_at" \
+	"         (payload->'complete_reward')::numeric(12,2), occurred_at, $2" \
 	"    FROM unnest($1) WHERE event_name = 'TaskCreated'" \
 	"  ON CONFLICT (task_id) DO NOTHING)," \
 	" money AS (" \

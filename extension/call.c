@@ -234,6 +234,35 @@ popug_exec_latest(PopugPlan *plan, Datum *values, const char *nulls, long count)
 	return SPI_processed;
 }
 
+/*
+ * Under REPEATABLE READ or SERIALIZABLE, fails with 40001 when plan (one
+ * text value, the version of what a lock just taken protects) reads
+ * differently through the transaction's snapshot and the latest one: a
+ * transaction that committed after the snapshot was taken changed it, and
+ * acting on the older view would undo or repeat that change.  Read
+ * committed statements read the latest anyway.
+ */
+void
+popug_require_fresh(PopugPlan *plan, const char *what)
+{
+	char	   *seen;
+	char	   *latest;
+
+	if (!IsolationUsesXactSnapshot())
+		return;
+	popug_exec(plan, NULL, NULL, false, 1);
+	seen = popug_get_text(0, 1);
+	popug_exec_latest(plan, NULL, NULL, 1);
+	latest = popug_get_text(0, 1);
+	if ((seen == NULL) != (latest == NULL) ||
+		(seen != NULL && strcmp(seen, latest) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent %s", what),
+				 errdetail("It committed after this transaction's snapshot was taken."),
+				 errhint("The transaction might succeed if retried.")));
+}
+
 /* Column col (1-based) of row of the last result. */
 Datum
 popug_get(int row, int col, bool *isnull)

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * identity.c
- *		Accounts (SPEC 1): create, change role, deactivate, whoami.
+ *		Accounts (SPEC 1): create, change role, deactivate, reactivate,
+ *		whoami.
  *
  * An account's login is the PostgreSQL role that acts as it.  Active
  * workers are also kept in a dense array (popug.worker_slot, 1..n) so that
@@ -27,7 +28,7 @@
 #define MAX_NAME_LEN 255
 
 static PopugPlan login_taken_plan = {
-	"SELECT 1 FROM popug.account WHERE login = $1", 1, {NAMEOID}
+	"SELECT id::text, active FROM popug.account WHERE login = $1", 1, {NAMEOID}
 };
 static PopugPlan insert_plan = {
 	"INSERT INTO popug.account (id, login, email, role, full_name) "
@@ -43,9 +44,9 @@ static PopugPlan set_role_plan = {
 	"WHERE id = $1",
 	2, {UUIDOID, TEXTOID}
 };
-static PopugPlan deactivate_plan = {
-	"UPDATE popug.account SET active = false, updated_at = now() WHERE id = $1",
-	1, {UUIDOID}
+static PopugPlan set_active_plan = {
+	"UPDATE popug.account SET active = $2, updated_at = now() WHERE id = $1 RETURNING login",
+	2, {UUIDOID, BOOLOID}
 };
 /* Locks the pool's one row, making it on the first worker's arrival. */
 static PopugPlan pool_lock_plan = {
@@ -166,6 +167,49 @@ lock_account(Datum account_id, bool *active)
 	return popug_role_from_name(popug_get_text(0, 1));
 }
 
+/*
+ * Refuses a login that already has an account (23505); a deactivated one
+ * is pointed at account_reactivate.  The account is the last SPI result.
+ */
+static void
+login_taken(const char *login)
+{
+	bool		isnull;
+	char	   *id = popug_get_text(0, 1);
+
+	if (DatumGetBool(popug_get(0, 2, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("popug account with login \"%s\" already exists", login)));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("popug account with login \"%s\" already exists", login),
+			 errdetail("The account %s is deactivated.", id),
+			 errhint("Reactivate it: SELECT popug.account_reactivate('%s');", id)));
+}
+
+/* Refuses a login that names no PostgreSQL role (42704). */
+static void
+check_role_exists(const char *login)
+{
+	if (!OidIsValid(get_role_oid(login, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role \"%s\" does not exist", login),
+				 errdetail("An account's login is the PostgreSQL role that acts as the account."),
+				 errhint("Create the role first: CREATE ROLE %s LOGIN;", quote_identifier(login))));
+}
+
+/* Sets a locked account's active flag; returns its login. */
+static char *
+set_active(Datum account_id, bool active)
+{
+	Datum		args[2] = {account_id, BoolGetDatum(active)};
+
+	popug_exec(&set_active_plan, args, NULL, false, 0);
+	return popug_get_text(0, 1);
+}
+
 PG_FUNCTION_INFO_V1(popug_account_create);
 
 /* SQL: popug.account_create(login, email, role, full_name) RETURNS uuid */
@@ -198,15 +242,8 @@ popug_account_create(PG_FUNCTION_ARGS)
 
 	args[0] = PG_GETARG_DATUM(0);
 	if (popug_exec(&login_taken_plan, args, NULL, true, 1) > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("popug account with login \"%s\" already exists", login)));
-	if (!OidIsValid(get_role_oid(login, true)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("role \"%s\" does not exist", login),
-				 errdetail("An account's login is the PostgreSQL role that acts as the account."),
-				 errhint("Create the role first: CREATE ROLE %s LOGIN;", quote_identifier(login))));
+		login_taken(login);
+	check_role_exists(login);
 
 	popug_make_uuid(id);
 	args[0] = UUIDPGetDatum(id);
@@ -276,36 +313,66 @@ popug_account_set_role(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * Deactivates (active false) or reactivates an account: the flag, the
+ * worker pool and the event; a no-op when the account already is as
+ * asked.  A reactivated account's login must still name a role (42704).
+ */
+static void
+change_active(FunctionCallInfo fcinfo, bool active)
+{
+	PopugCall	call;
+	Datum		arg;
+	PopugRole	role;
+	bool		was_active;
+	PopugJson	js;
+
+	require_arg(fcinfo, 0, "account_id");
+	popug_begin(&call);
+	popug_require(&call, POPUG_ADMIN, true,
+				  active ? "reactivate accounts" : "deactivate accounts");
+	popug_exec(&pool_exclusive_plan, NULL, NULL, false, 0);
+
+	arg = PG_GETARG_DATUM(0);
+	role = lock_account(arg, &was_active);
+	if (was_active != active)
+	{
+		char	   *login = set_active(arg, active);
+
+		if (active)
+			check_role_exists(login);
+		if (role == POPUG_WORKER && active)
+			pool_add(arg);
+		else if (role == POPUG_WORKER)
+			pool_remove(arg);
+		pj_begin(&js);
+		pj_uuid(&js, "account_id", PG_GETARG_UUID_P(0));
+		popug_event_append(active ? "AccountReactivated" : "AccountDeactivated", 1, "auth",
+						   PG_GETARG_UUID_P(0), pj_end(&js));
+	}
+	popug_end(&call);
+}
+
 PG_FUNCTION_INFO_V1(popug_account_deactivate);
 
 /* SQL: popug.account_deactivate(account_id); a no-op if already inactive. */
 Datum
 popug_account_deactivate(PG_FUNCTION_ARGS)
 {
-	PopugCall	call;
-	Datum		arg;
-	PopugRole	role;
-	bool		active;
-	PopugJson	js;
+	change_active(fcinfo, false);
+	PG_RETURN_VOID();
+}
 
-	require_arg(fcinfo, 0, "account_id");
-	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN, true, "deactivate accounts");
-	popug_exec(&pool_exclusive_plan, NULL, NULL, false, 0);
+PG_FUNCTION_INFO_V1(popug_account_reactivate);
 
-	arg = PG_GETARG_DATUM(0);
-	role = lock_account(arg, &active);
-	if (active)
-	{
-		popug_exec(&deactivate_plan, &arg, NULL, false, 0);
-		if (role == POPUG_WORKER)
-			pool_remove(arg);
-		pj_begin(&js);
-		pj_uuid(&js, "account_id", PG_GETARG_UUID_P(0));
-		popug_event_append("AccountDeactivated", 1, "auth", PG_GETARG_UUID_P(0),
-						   pj_end(&js));
-	}
-	popug_end(&call);
+/*
+ * SQL: popug.account_reactivate(account_id): the account can act again
+ * and, as a worker, is back in the pool; a no-op if it is active.
+ */
+Datum
+popug_account_reactivate(PG_FUNCTION_ARGS)
+{
+	change_active(fcinfo, true);
 	PG_RETURN_VOID();
 }
 

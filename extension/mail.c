@@ -22,6 +22,13 @@
  * Results: 2xx sent; 5xx failed at once; 4xx or no answer (connection
  * refused, timeout) retried after popug.mail_retry_base * 2^(attempts-1)
  * seconds, with jitter of +-50%, until popug.mail_max_attempts.
+ * mail_resend() puts a failed mail back to pending, attempts reset.
+ *
+ * Every time the mailer writes or compares is clock_timestamp(), never
+ * now(): a pass (and mail_dispatch()) sends one mail after another in
+ * transactions whose start may lie long behind, and a lease counted from
+ * there could have run out before it is taken, letting another sender
+ * claim a mail still being sent.
  *
  *-------------------------------------------------------------------------
  */
@@ -70,36 +77,46 @@ typedef struct Mail
 } Mail;
 
 static PopugPlan queue_plan = {
-	"INSERT INTO popug.mail (account_id, event_id, to_addr, subject, body, status, last_error) "
+	"INSERT INTO popug.mail (account_id, event_id, to_addr, subject, body, status, last_error,"
+	"                        created_at, next_attempt_at) "
 	"SELECT ($2->>'account_id')::uuid, $1, $2->>'email',"
 	"       'popug payout for ' || ($2->>'billing_day')::date,"
 	"       concat('Hello,', E'\\n\\n', 'popug paid you ', ($2->>'amount')::numeric(14,2),"
 	"              ' for ', ($2->>'billing_day')::date, '.', E'\\n\\n',"
 	"              'Your audit log: SELECT * FROM popug.my_audit_log;', E'\\n\\n', '-- popug', E'\\n'),"
-	"       CASE WHEN $3 IS NULL THEN 'pending' ELSE 'failed' END, $3 "
+	"       CASE WHEN $3 IS NULL THEN 'pending' ELSE 'failed' END, $3,"
+	"       clock_timestamp(), clock_timestamp() "
 	"ON CONFLICT (event_id) DO NOTHING",
 	3, {UUIDOID, JSONBOID, TEXTOID}
 };
 static PopugPlan claim_plan = {
 	"UPDATE popug.mail m SET attempts = attempts + 1,"
-	"       next_attempt_at = now() + make_interval(secs => $2) "
-	" WHERE id IN (SELECT id FROM popug.mail WHERE status = 'pending' AND next_attempt_at <= now()"
+	"       next_attempt_at = clock_timestamp() + make_interval(secs => $2) "
+	" WHERE id IN (SELECT id FROM popug.mail WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()"
 	"              ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) "
 	"RETURNING id, to_addr, subject, body, event_id::text, attempts",
 	2, {INT4OID, INT4OID}
 };
 static PopugPlan sent_plan = {
-	"UPDATE popug.mail SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1",
+	"UPDATE popug.mail SET status = 'sent', sent_at = clock_timestamp(), last_error = NULL WHERE id = $1",
 	1, {INT8OID}
 };
 static PopugPlan failed_plan = {
 	"UPDATE popug.mail SET status = CASE WHEN $3 OR attempts >= $4 THEN 'failed' ELSE 'pending' END,"
-	"       next_attempt_at = now() + make_interval(secs => $5 * 2 ^ (attempts - 1) * (0.5 + random())),"
+	"       next_attempt_at = clock_timestamp() + make_interval(secs => $5 * 2 ^ (attempts - 1) * (0.5 + random())),"
 	"       last_error = $2 WHERE id = $1",
 	5, {INT8OID, TEXTOID, BOOLOID, INT4OID, INT4OID}
 };
+static PopugPlan resend_plan = {
+	"UPDATE popug.mail SET status = 'pending', attempts = 0, next_attempt_at = clock_timestamp()"
+	" WHERE id = $1 AND status = 'failed'",
+	1, {INT8OID}
+};
+static PopugPlan mail_plan = {
+	"SELECT status, to_addr FROM popug.mail WHERE id = $1 FOR UPDATE", 1, {INT8OID}
+};
 static PopugPlan prune_plan = {
-	"DELETE FROM popug.mail WHERE status = 'sent' AND sent_at < now() - make_interval(days => $1)",
+	"DELETE FROM popug.mail WHERE status = 'sent' AND sent_at < clock_timestamp() - make_interval(days => $1)",
 	1, {INT4OID}
 };
 
@@ -588,4 +605,49 @@ popug_mail_dispatch(PG_FUNCTION_ARGS)
 	sent = n > 0 ? record(mails, n) : 0;
 	popug_end(&call);
 	PG_RETURN_INT32(sent);
+}
+
+PG_FUNCTION_INFO_V1(popug_mail_resend);
+
+/*
+ * SQL: popug.mail_resend(mail_id): a failed mail back to pending, its
+ * attempts reset, for the mailer to send again.  Unknown: P0002; not
+ * failed: 55000; a recipient address that may not be sent to: 22023.
+ */
+Datum
+popug_mail_resend(PG_FUNCTION_ARGS)
+{
+	PopugCall	call;
+	Datum		id;
+	char	   *status;
+	const char *problem;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("mail_id must not be null")));
+	id = PG_GETARG_DATUM(0);
+	popug_begin(&call);
+	popug_require(&call, POPUG_ADMIN, true, "resend mail");
+	if (popug_exec(&mail_plan, &id, NULL, false, 1) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("popug mail %lld does not exist", (long long) DatumGetInt64(id))));
+	status = popug_get_text(0, 1);
+	if (strcmp(status, "failed") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("popug mail %lld is %s, not failed", (long long) DatumGetInt64(id), status),
+				 errhint("Only a failed mail can be resent: a pending one is still being tried, a sent one was delivered.")));
+	problem = popug_email_problem(popug_get_text(0, 2), true);
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("popug mail %lld cannot be resent: its recipient address is invalid",
+						(long long) DatumGetInt64(id)),
+				 errdetail_internal("%s", problem)));
+	popug_exec(&resend_plan, &id, NULL, false, 0);
+	popug_wake_at_commit(POPUG_WORKER_MAILER);
+	popug_end(&call);
+	PG_RETURN_VOID();
 }

@@ -26,6 +26,10 @@
  * pays, and the payout row's primary key would refuse a second payment
  * (failing the batch) anyway.  Steps of concurrent runs (pg_cron and the
  * scheduler worker, say) serialize on a transaction-level advisory lock.
+ * A step reads what the run before it committed; under REPEATABLE READ or
+ * SERIALIZABLE a step whose snapshot predates another run's last committed
+ * step would redo that step, so it fails with a serialization failure
+ * instead, which the caller retries (specs/payout_run_run.spec).
  * Balances are updated in account order, as accounting does, so the two
  * never deadlock.
  *
@@ -43,6 +47,12 @@
 #include "utils/date.h"
 
 static PopugPlan payout_lock_plan = {"SELECT popug.xact_lock(2, true)", 0, {}};
+/* The state of the last day begun: what each committed step changes. */
+static PopugPlan last_day_plan = {
+	"SELECT (SELECT ROW(day, paid_upto, closed_at)::text FROM popug.billing_day"
+	"         ORDER BY day DESC LIMIT 1)",
+	0, {}
+};
 static PopugPlan running_plan = {
 	"SELECT day FROM popug.billing_day WHERE closed_at IS NULL ORDER BY day LIMIT 1",
 	0, {}
@@ -161,6 +171,7 @@ popug_payout_step(DateADT upto, int batch)
 	DateADT		day;
 
 	popug_exec(&payout_lock_plan, NULL, NULL, false, 0);
+	popug_require_fresh(&last_day_plan, "payout step");
 
 	if (popug_exec(&running_plan, NULL, NULL, false, 1) == 1)
 	{

@@ -223,3 +223,156 @@ DROP PUBLICATION IF EXISTS popug_events;
 CREATE PUBLICATION popug_events FOR TABLE popug.event
 	WITH (publish = 'insert', publish_via_partition_root = true);
 SET client_min_messages = warning;
+
+-- Metrics (monitoring): worker_status counts each worker's failed passes,
+-- consumer_lag tells when the oldest pending event happened and how many
+-- dead letters wait, and popug.metrics holds the other gauges.  See
+-- extension/sql/20_events.sql, 60_mail.sql and 80_metrics.sql, whose
+-- definitions these repeat.
+DROP VIEW popug.worker_status;
+DROP FUNCTION popug.worker_status_rows();
+CREATE FUNCTION popug.worker_status_rows(OUT worker text, OUT pid integer, OUT state text,
+										 OUT last_run timestamptz, OUT processed bigint,
+										 OUT last_error text, OUT errors bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'popug_worker_status'
+LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.worker_status_rows() IS
+	'Background workers as seen in shared memory (rows for admins, superusers and pg_monitor only)';
+
+CREATE VIEW popug.worker_status WITH (security_barrier) AS
+	SELECT w.* FROM popug.worker_status_rows() w;
+COMMENT ON VIEW popug.worker_status IS
+	'popug background workers: pid, state, last run, work done, last error, failed passes (admins, pg_monitor)';
+GRANT SELECT ON popug.worker_status TO PUBLIC;
+
+CREATE OR REPLACE VIEW popug.consumer_lag WITH (security_barrier) AS
+	SELECT c.name AS consumer, p.pending, p.oldest_pending_at,
+		   (SELECT pg_catalog.count(*)
+			  FROM popug.dead_letter d
+			 WHERE d.consumer OPERATOR(pg_catalog.=) c.name AND d.retried_at IS NULL) AS dead_letters
+	  FROM popug.consumer c,
+		   LATERAL (SELECT pg_catalog.count(*) AS pending, pg_catalog.min(e.occurred_at) AS oldest_pending_at
+					  FROM popug.event e
+					 WHERE e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(c.snap_lo)
+					   AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.snap_lo)
+					   AND (c.snap_hi IS NULL
+							OR e.id OPERATOR(pg_catalog.>) c.last_id
+							OR NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.snap_hi))) p
+	 WHERE popug.caller_role() OPERATOR(pg_catalog.=) 'admin'::popug.role
+		OR pg_catalog.pg_has_role('pg_monitor', 'USAGE');
+COMMENT ON VIEW popug.consumer_lag IS
+	'Events each consumer has not acknowledged yet, when the oldest of them happened, and its dead letters not replayed (admins, pg_monitor)';
+
+CREATE INDEX mail_failed_idx ON popug.mail (id) WHERE status = 'failed';	-- counted by popug.metrics
+
+CREATE VIEW popug.metrics WITH (security_barrier) AS
+	SELECT (SELECT COALESCE(pg_catalog.max(e.id), 0) FROM popug.event e) AS events_total,
+		   (SELECT pg_catalog.count(*) FROM popug.mail m
+			 WHERE m.status OPERATOR(pg_catalog.=) 'pending') AS mails_pending,
+		   (SELECT pg_catalog.count(*) FROM popug.mail m
+			 WHERE m.status OPERATOR(pg_catalog.=) 'failed') AS mails_failed,
+		   (SELECT COALESCE(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.min(m.created_at)), 0)
+			  FROM popug.mail m
+			 WHERE m.status OPERATOR(pg_catalog.=) 'pending') AS mail_oldest_pending_age_seconds,
+		   GREATEST(d.today OPERATOR(pg_catalog.-) d.first_open OPERATOR(pg_catalog.+) 1, 0) AS billing_days_open,
+		   GREATEST(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-)
+							pg_catalog.timezone(d.tz, d.first_open::timestamp)), 0) AS billing_oldest_open_day_age_seconds,
+		   (SELECT pg_catalog.count(*) FROM popug.task t
+			 WHERE t.status OPERATOR(pg_catalog.=) 'open') AS tasks_open,
+		   (SELECT pg_catalog.count(*) FROM popug.balance b
+			 WHERE b.amount OPERATOR(pg_catalog.<) 0) AS accounts_in_debt
+	  FROM (SELECT z.tz, pg_catalog.timezone(z.tz, pg_catalog.now())::date AS today,
+				   COALESCE((SELECT pg_catalog.max(b.day) OPERATOR(pg_catalog.+) 1 FROM popug.billing_day b
+							  WHERE b.closed_at IS NOT NULL),
+							(SELECT pg_catalog.min(p.billing_day) FROM popug.payment p)) AS first_open
+			  FROM (SELECT COALESCE(pg_catalog.current_setting('popug.timezone', true), 'UTC') AS tz) z) d
+	 WHERE popug.caller_role() OPERATOR(pg_catalog.=) 'admin'::popug.role
+		OR pg_catalog.pg_has_role('pg_monitor', 'USAGE');
+COMMENT ON VIEW popug.metrics IS
+	'popug''s gauges for monitoring, one row (admins, pg_monitor): events, mail, billing days not closed, open tasks, accounts in debt';
+GRANT SELECT ON popug.metrics TO PUBLIC;
+
+-- Balances with logins, for the psql dashboard's debtors (see
+-- extension/sql/40_accounting.sql, whose definition this repeats).
+CREATE VIEW popug.balances WITH (security_barrier) AS
+	SELECT a.id AS account_id, a.login, a.full_name, a.role, a.active,
+		   COALESCE(b.amount, 0::numeric(14,2)) AS amount, b.updated_at
+	  FROM popug.account a LEFT JOIN popug.balance b ON b.account_id OPERATOR(pg_catalog.=) a.id
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) ANY ('{admin,accountant}'::popug.role[]);
+COMMENT ON VIEW popug.balances IS 'Every account''s balance, with its login (admins and accountants; no rows for anyone else)';
+GRANT SELECT ON popug.balances TO PUBLIC;
+
+-- Admin chores (issue 19): dead letters and failed mail an admin can see
+-- and act on, accounts that come back, logins beside account ids, the
+-- day a task counts on in statistics, stats_day()'s default.  See
+-- extension/sql/10_identity.sql, 20_events.sql, 30_tasks.sql,
+-- 40_accounting.sql, 60_mail.sql and 70_stats.sql, whose definitions
+-- these repeat.
+CREATE FUNCTION popug.account_reactivate(account_id uuid)
+RETURNS void
+AS 'MODULE_PATHNAME', 'popug_account_reactivate'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.account_reactivate(uuid) IS
+	'Reactivates a deactivated account: it can act again and, as a worker, get tasks (admins)';
+
+CREATE VIEW popug.dead_letters WITH (security_barrier) AS
+	SELECT d.consumer, d.event_id, d.event_name, d.event_version, d.producer, d.aggregate_id,
+		   d.occurred_at, d.payload, d.error, d.failed_at, d.retried_at
+	  FROM popug.dead_letter d
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) 'admin'::popug.role;
+COMMENT ON VIEW popug.dead_letters IS
+	'Events popug''s own consumers set aside, with the event and the error; retried_at is set once dead_letter_retry replayed it (admins; no rows for anyone else)';
+GRANT SELECT ON popug.dead_letters TO PUBLIC;
+
+CREATE OR REPLACE VIEW popug.tasks WITH (security_barrier) AS
+	SELECT t.id, t.jira_id, t.title, t.description, t.status, t.assign_fee,
+		   t.complete_reward, t.assignee_id, t.created_by, t.created_at, t.completed_at,
+		   assignee.login AS assignee_login, creator.login AS created_by_login
+	  FROM popug.task t
+	  LEFT JOIN popug.account assignee ON assignee.id OPERATOR(pg_catalog.=) t.assignee_id
+	  LEFT JOIN popug.account creator ON creator.id OPERATOR(pg_catalog.=) t.created_by
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) ANY ('{admin,manager}'::popug.role[]);
+
+CREATE OR REPLACE VIEW popug.my_balance WITH (security_barrier) AS
+	SELECT a.id AS account_id, COALESCE(b.amount, 0::numeric(14,2)) AS amount, b.updated_at, a.login
+	  FROM popug.account a LEFT JOIN popug.balance b ON b.account_id OPERATOR(pg_catalog.=) a.id
+	 WHERE a.id OPERATOR(pg_catalog.=) (SELECT popug.caller_account_id());
+
+CREATE OR REPLACE VIEW popug.mails WITH (security_barrier) AS
+	SELECT m.id, m.account_id, m.to_addr, m.subject, m.status, m.attempts, m.next_attempt_at,
+		   m.last_error, m.created_at, m.sent_at, a.login
+	  FROM popug.mail m LEFT JOIN popug.account a ON a.id OPERATOR(pg_catalog.=) m.account_id
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) 'admin'::popug.role
+		OR m.account_id OPERATOR(pg_catalog.=) (SELECT popug.caller_account_id());
+
+CREATE FUNCTION popug.mail_resend(mail_id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'popug_mail_resend'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.mail_resend(bigint) IS
+	'Puts a failed mail back to pending with its attempts reset, to be sent again (admins)';
+
+-- A task counts in statistics on the billing day accounting learned of it,
+-- as its money does, so that a paid-out day's tasks_created is final.
+-- Tasks 0.1 recorded take the billing day of their first assignment fee,
+-- or else the day they were created in popug.timezone.
+ALTER TABLE popug.ledger_task ADD COLUMN billing_day date;
+UPDATE popug.ledger_task t
+   SET billing_day = COALESCE(
+		(SELECT pg_catalog.min(p.billing_day) FROM popug.payment p
+		  WHERE p.task_id OPERATOR(pg_catalog.=) t.task_id AND p.kind OPERATOR(pg_catalog.=) 'assign_fee'),
+		(t.created_at AT TIME ZONE
+		 COALESCE(pg_catalog.current_setting('popug.timezone', true), 'UTC'))::date);
+ALTER TABLE popug.ledger_task ALTER COLUMN billing_day SET NOT NULL;
+DROP INDEX popug.ledger_task_created_idx;
+CREATE INDEX ledger_task_billing_day_idx ON popug.ledger_task (billing_day);
+
+CREATE OR REPLACE FUNCTION popug.stats_day(day date DEFAULT NULL)
+RETURNS TABLE (day date, management_earnings numeric, negative_workers bigint,
+			   fees_charged numeric, rewards_paid numeric, payouts numeric,
+			   tasks_created bigint, tasks_completed bigint)
+AS 'MODULE_PATHNAME', 'popug_stats_day'
+LANGUAGE C CALLED ON NULL INPUT STABLE ROWS 1 SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.stats_day(date) IS
+	'The statistics of one billing day (by default or NULL: today in popug.timezone) (admins, accountants)';

@@ -72,6 +72,7 @@ typedef struct PopugWorkerSlot
 	int			pid;
 	TimestampTz last_run;
 	int64		processed;
+	int64		errors;			/* passes that failed */
 	char		state[STATUS_STATE_LEN];
 	char		last_error[STATUS_ERROR_LEN];
 } PopugWorkerSlot;
@@ -221,7 +222,8 @@ popug_status_attach(PopugWorkerKind kind)
 
 /*
  * Records a worker's state.  processed is added to its counter; a non-NULL
- * error replaces the last error and an empty string clears it.
+ * error replaces the last error and an empty string clears it; a non-empty
+ * one counts as a failed pass.
  */
 void
 popug_status_set(PopugWorkerKind kind, const char *state, int64 processed,
@@ -238,7 +240,26 @@ popug_status_set(PopugWorkerKind kind, const char *state, int64 processed,
 	slot->processed += processed;
 	if (error)
 		strlcpy(slot->last_error, error, STATUS_ERROR_LEN);
+	if (error && error[0] != '\0')
+		slot->errors++;
 	SpinLockRelease(&slot->mutex);
+}
+
+/* Sets the state of every worker that is not running (the launcher's note). */
+void
+popug_status_waiting(const char *state)
+{
+	if (shared == NULL)
+		return;
+	for (int i = 0; i < POPUG_NUM_WORKERS; i++)
+	{
+		PopugWorkerSlot *slot = &shared->workers[i];
+
+		SpinLockAcquire(&slot->mutex);
+		if (slot->pid == 0)
+			strlcpy(slot->state, state, STATUS_STATE_LEN);
+		SpinLockRelease(&slot->mutex);
+	}
 }
 
 PG_FUNCTION_INFO_V1(popug_worker_status);
@@ -265,8 +286,8 @@ popug_worker_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < POPUG_NUM_WORKERS; i++)
 	{
 		PopugWorkerSlot copy;
-		Datum		values[6];
-		bool		nulls[6] = {0};
+		Datum		values[7];
+		bool		nulls[7] = {0};
 
 		if (worker_functions[i] == NULL)
 			continue;
@@ -283,6 +304,7 @@ popug_worker_status(PG_FUNCTION_ARGS)
 		values[4] = Int64GetDatum(copy.processed);
 		values[5] = CStringGetTextDatum(copy.last_error);
 		nulls[5] = copy.last_error[0] == '\0';
+		values[6] = Int64GetDatum(copy.errors);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();
@@ -328,9 +350,35 @@ check_payout_at(char **newval, void **extra, GucSource source)
 	return false;
 }
 
-/* Registers one background worker with the postmaster. */
+/*
+ * Fills in the definition of one of popug's workers, started by the
+ * launcher (workers/launcher.c) as a dynamic background worker; false for
+ * a worker not built.
+ */
+bool
+popug_worker_define(PopugWorkerKind kind, BackgroundWorker *worker)
+{
+	if (worker_functions[kind] == NULL)
+		return false;
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher does */
+	strlcpy(worker->bgw_library_name, "popug", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, worker_functions[kind], BGW_MAXLEN);
+	snprintf(worker->bgw_name, BGW_MAXLEN, "popug %s", popug_worker_names[kind]);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "popug %s", popug_worker_names[kind]);
+	worker->bgw_main_arg = Int32GetDatum(kind);
+	return true;
+}
+
+/*
+ * Registers the launcher with the postmaster: it connects to no database
+ * and starts the workers once popug.database exists.
+ */
 static void
-register_worker(PopugWorkerKind kind)
+register_launcher(void)
 {
 	BackgroundWorker worker;
 
@@ -340,10 +388,9 @@ register_worker(PopugWorkerKind kind)
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 5;
 	strlcpy(worker.bgw_library_name, "popug", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, worker_functions[kind], BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "popug %s", popug_worker_names[kind]);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "popug %s", popug_worker_names[kind]);
-	worker.bgw_main_arg = Int32GetDatum(kind);
+	strlcpy(worker.bgw_function_name, "popug_launcher_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "popug launcher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "popug launcher", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -411,7 +458,5 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = popug_shmem_startup;
 
-	for (int i = 0; i < POPUG_NUM_WORKERS; i++)
-		if (worker_functions[i] != NULL)
-			register_worker((PopugWorkerKind) i);
+	register_launcher();
 }

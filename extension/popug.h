@@ -83,6 +83,7 @@ extern uint64 popug_exec(PopugPlan *plan, Datum *values, const char *nulls,
 						 bool read_only, long count);
 extern uint64 popug_exec_latest(PopugPlan *plan, Datum *values,
 								const char *nulls, long count);
+extern void popug_require_fresh(PopugPlan *plan, const char *what);
 extern Datum popug_get(int row, int col, bool *isnull);
 extern Datum popug_field(HeapTuple tuple, TupleDesc tupdesc, int col);
 extern char *popug_get_text(int row, int col);
@@ -186,6 +187,12 @@ extern bool popug_take_wakeup(PopugWorkerKind kind);
 extern void popug_status_set(PopugWorkerKind kind, const char *state,
 							 int64 processed, const char *error);
 extern void popug_status_attach(PopugWorkerKind kind);
+extern void popug_status_waiting(const char *state);
+
+/* forward declaration: postmaster/bgworker.h */
+struct BackgroundWorker;
+extern bool popug_worker_define(PopugWorkerKind kind,
+								struct BackgroundWorker *worker);
 
 /* ---- worker loop (workers/worker.c) ---- */
 

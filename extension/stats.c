@@ -12,7 +12,7 @@
  *	 management_earnings fees_charged - rewards_paid
  *	 payouts			 sum of payout debits of the day
  *	 tasks_created		 tasks accounting learned of (TaskCreated) that
- *						 day, by its timestamp in popug.timezone
+ *						 billing day (popug.ledger_task.billing_day)
  *	 tasks_completed	 complete_reward payments of the day
  *	 negative_workers	 accounts with role worker whose payments up to the
  *						 end of the day sum below zero (today: now)
@@ -25,9 +25,9 @@
  * only the days after the last closed one (today, usually) from payments:
  * the balance at the end of day D is the current balance minus the
  * payments of later days.  No payment has a billing day before the first
- * day ever paid out, so days before it are all zero.  (tasks_created comes
- * from task timestamps, which late events can still add to, so it is
- * always counted afresh.)
+ * day ever paid out, so days before it are all zero.  tasks_created is
+ * counted from popug.ledger_task by billing day, which is just as final,
+ * for closed days and open ones alike.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,25 +40,24 @@
 
 #define MAX_RANGE_DAYS 3660
 
-/* Figures of [$1, $2] in popug.timezone $3, computed from day $4 on. */
+/* Figures of [$1, $2], computed from payments from day $3 on. */
 static PopugPlan days_plan = {
 	"WITH days AS (SELECT d::date AS day FROM generate_series($1::date, $2::date, interval '1 day') d),"
 	" money AS ("
 	"  SELECT billing_day AS day," POPUG_DAY_MONEY_SQL
-	"    FROM popug.payment WHERE billing_day BETWEEN $4 AND $2 GROUP BY billing_day),"
+	"    FROM popug.payment WHERE billing_day BETWEEN $3 AND $2 GROUP BY billing_day),"
 	" created AS ("
-	"  SELECT (created_at AT TIME ZONE $3)::date AS day, count(*) AS n FROM popug.ledger_task"
-	"   WHERE created_at >= ($1::timestamp AT TIME ZONE $3)"
-	"     AND created_at < (($2 + 1)::timestamp AT TIME ZONE $3) GROUP BY 1),"
+	"  SELECT billing_day AS day, count(*) AS n FROM popug.ledger_task"
+	"   WHERE billing_day BETWEEN $1 AND $2 GROUP BY 1),"
 	" later AS ("
 	"  SELECT p.account_id, p.billing_day AS day, sum(p.credit - p.debit) AS net"
-	"    FROM popug.payment p WHERE p.billing_day >= $4 GROUP BY 1, 2),"
+	"    FROM popug.payment p WHERE p.billing_day >= $3 GROUP BY 1, 2),"
 	" later_total AS (SELECT account_id, sum(net) AS net FROM later GROUP BY 1),"
 	" workers AS ("
 	"  SELECT b.account_id, b.amount FROM popug.balance b"
 	"    JOIN popug.account a ON a.id = b.account_id WHERE a.role = 'worker'),"
 	" points AS ("
-	"  SELECT w.account_id, $4 - 1 AS day, w.amount - COALESCE(t.net, 0) AS bal"
+	"  SELECT w.account_id, $3 - 1 AS day, w.amount - COALESCE(t.net, 0) AS bal"
 	"    FROM workers w LEFT JOIN later_total t USING (account_id)"
 	"  UNION ALL"
 	"  SELECT l.account_id, l.day, w.amount - COALESCE(sum(l.net) OVER (PARTITION BY l.account_id"
@@ -68,26 +67,26 @@ static PopugPlan days_plan = {
 	"  SELECT day, lead(day) OVER (PARTITION BY account_id ORDER BY day) AS until, bal FROM points),"
 	/* a span in debt adds one from its first day in range to its end */
 	" deltas AS ("
-	"  SELECT GREATEST(day, $4) AS day, 1 AS delta FROM spans"
-	"   WHERE bal < 0 AND day <= $2 AND (until IS NULL OR until > $4)"
+	"  SELECT GREATEST(day, $3) AS day, 1 AS delta FROM spans"
+	"   WHERE bal < 0 AND day <= $2 AND (until IS NULL OR until > $3)"
 	"  UNION ALL"
 	"  SELECT until, -1 FROM spans"
-	"   WHERE bal < 0 AND until > $4 AND until <= $2 AND day <= $2),"
+	"   WHERE bal < 0 AND until > $3 AND until <= $2 AND day <= $2),"
 	" figures AS ("
 	"  SELECT d.day, (sum(COALESCE(x.delta, 0)) OVER (ORDER BY d.day))::bigint AS n,"
 	"         COALESCE(m.fees, 0) AS fees, COALESCE(m.rewards, 0) AS rewards,"
 	"         COALESCE(m.payouts, 0) AS payouts, COALESCE(m.completed, 0) AS completed"
 	"    FROM days d LEFT JOIN (SELECT day, sum(delta) AS delta FROM deltas GROUP BY day) x USING (day)"
 	"    LEFT JOIN money m USING (day)"
-	"   WHERE d.day >= $4"
+	"   WHERE d.day >= $3"
 	"  UNION ALL"
 	"  SELECT day, negative_workers, fees, rewards, payouts, completed FROM popug.billing_day"
-	"   WHERE day >= $1 AND day < $4)"
+	"   WHERE day >= $1 AND day < $3)"
 	"SELECT d.day, COALESCE(f.fees - f.rewards, 0)::numeric(30,2), COALESCE(f.n, 0),"
 	"       COALESCE(f.fees, 0)::numeric(30,2), COALESCE(f.rewards, 0)::numeric(30,2),"
 	"       COALESCE(f.payouts, 0)::numeric(30,2), COALESCE(c.n, 0), COALESCE(f.completed, 0)"
 	"  FROM days d LEFT JOIN figures f USING (day) LEFT JOIN created c USING (day) ORDER BY d.day",
-	4, {DATEOID, DATEOID, TEXTOID, DATEOID}
+	3, {DATEOID, DATEOID, DATEOID}
 };
 
 /*
@@ -160,11 +159,11 @@ return_rows(FunctionCallInfo fcinfo, uint64 n)
 static void
 stats_range(FunctionCallInfo fcinfo, Datum from, Datum to)
 {
-	Datum		args[4] = {from, to, CStringGetTextDatum(popug_timezone)};
+	Datum		args[3] = {from, to};
 	bool		isnull;
 
 	popug_exec(&first_open_plan, args, NULL, true, 1);
-	args[3] = popug_get(0, 1, &isnull);
+	args[2] = popug_get(0, 1, &isnull);
 	return_rows(fcinfo, popug_exec(&days_plan, args, NULL, true, 0));
 }
 

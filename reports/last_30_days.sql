@@ -1,6 +1,12 @@
--- The last 30 days, one line each, with a running total of earnings.
--- Run as an admin or accountant:  psql -X -f reports/last_30_days.sql
-\pset footer off
+-- The last 30 billing days: one line a day with a running total of
+-- management earnings, then a bar chart of the earnings (losses to the left
+-- of the axis) and one of the workers in debt.  Run as an admin or
+-- accountant, connected like any psql script (flags or PGHOST, PGPORT,
+-- PGUSER, PGDATABASE):
+--   psql -X -h HOST -p PORT -U LOGIN -d DB -f reports/last_30_days.sql
+--   psql -X -v ascii=1 -f reports/last_30_days.sql     (# and | instead of Unicode)
+\ir report.psql
+\set days 'popug.stats_days(current_date - 29, current_date)'
 \echo
 \echo 'popug: the last 30 days'
 \echo
@@ -13,5 +19,15 @@ SELECT day AS "Day",
 	   to_char(payouts, 'FM999G999G990D00') AS "Paid out",
 	   tasks_created AS "Created",
 	   tasks_completed AS "Completed"
-  FROM popug.stats_days(current_date - 29, current_date)
+  FROM :days
  ORDER BY day DESC;
+\echo
+\echo 'Management earnings'
+SELECT c.day AS "Day", to_char(c.v, 'FM999G999G990D00') AS "Earnings", :chart_bar AS "Chart"
+  FROM (:chart_scale (SELECT day, management_earnings AS v FROM :days) s) c
+ ORDER BY c.day DESC;
+\echo
+\echo 'Workers in debt at the end of the day'
+SELECT c.day AS "Day", c.v AS "In debt", :chart_bar AS "Chart"
+  FROM (:chart_scale (SELECT day, negative_workers AS v FROM :days) s) c
+ ORDER BY c.day DESC;

@@ -1,6 +1,8 @@
 -- The most expensive task completed this week and this month (by billing
--- day).  Run as an admin:  psql -X -f reports/top_tasks.sql
-\pset footer off
+-- day).  Run as an admin, connected like any psql script (flags or PGHOST,
+-- PGPORT, PGUSER, PGDATABASE):
+--   psql -X -h HOST -p PORT -U LOGIN -d DB -f reports/top_tasks.sql
+\ir report.psql
 \echo
 \echo 'popug: the most expensive tasks'
 \echo

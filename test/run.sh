@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # make test: installs what is missing, builds, installs popug into a staged
 # tree, starts a throwaway cluster (popug and pg_cron preloaded), runs
-# pg_regress, pgTAP (pg_prove) and the integration scripts (prove), stops
-# the cluster whatever happens, and ends with "N passed, N failed".
+# pg_regress, the isolation specs (isolationtester), pgTAP (pg_prove), the
+# integration scripts and the TAP tests (prove), stops the cluster whatever
+# happens, and ends with "N passed, N failed".
 #
-#   POPUG_TESTS="t/10_identity.sql integration/events_order.sh"  run only these
+#   POPUG_TESTS="sql/00_install.sql specs/tasks_shuffle_shuffle.spec t/10_identity.sql
+#                integration/10_events.py tap/10_upgrade.pl"  run only these
 #   POPUG_KEEP=1   leave the cluster's directory (logs) behind
 #   POPUG_SANITIZE=1   build popug with AddressSanitizer and UBSan, run the
 #                  server with their runtime, and fail on any report (make
@@ -43,7 +45,7 @@ finish() {
 	[ "$failed" -eq 0 ]
 	exit
 }
-selected() {	# is test file $1 (relative to test/ or sql/) selected?
+selected() {	# is test file $1 (relative to test/, or sql/ or specs/) selected?
 	[ -z "${POPUG_TESTS:-}" ] && return 0
 	case " $POPUG_TESTS " in *" $1 "*) return 0 ;; esac
 	return 1
@@ -82,6 +84,7 @@ for bin in "$PG_BIN" "$POPUG_ROOT"/tmp_install-*/usr/lib/postgresql/$PG_MAJOR/bi
 	fi
 done
 cleanup() {
+	[ -n "${smtp_pid:-}" ] && kill "$smtp_pid" 2>/dev/null
 	cluster_stop immediate
 	[ -n "${POPUG_KEEP:-}" ] || rm -rf "$WORK"
 }
@@ -103,18 +106,19 @@ for i in $(seq 1 150); do
 	sleep 0.1
 done
 
-# pg_regress: one test per sql/*.sql, compared with expected/.
-log "pg_regress"
-regress=()
-for f in sql/*.sql; do
-	n=$(basename "$f" .sql)
-	selected "sql/$n.sql" && regress+=("$n")
-done
-if [ ${#regress[@]} -gt 0 ]; then
-	out=$WORK/regress.out
-	"$STAGE/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/regress/pg_regress" \
-		--bindir="$PG_BIN" --inputdir=. --outputdir="$WORK/regress" \
-		--load-extension=popug --dbname=popug_regress "${regress[@]}" >"$out" 2>&1
+# regress LABEL DRIVER DB DIR EXT: a pg_regress-style run (pg_regress or
+# pg_isolation_regress) of the selected DIR/*.EXT in database DB, which no
+# worker serves, each test counted; output compared with expected/.
+regress() {
+	local label=$1 driver=$2 db=$3 dir=$4 ext=$5 f out rc ok bad tests=()
+	for f in "$dir"/*."$ext"; do
+		[ -e "$f" ] && selected "$f" && tests+=("$(basename "$f" ".$ext")")
+	done
+	[ ${#tests[@]} -gt 0 ] || return 0
+	out=$WORK/$label.out
+	timeout 900 "$STAGE/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/$driver" \
+		--bindir="$PG_BIN" --inputdir=. --outputdir="$WORK/$label" \
+		--load-extension=popug --dbname="$db" "${tests[@]}" >"$out" 2>&1
 	rc=$?
 	ok=$(grep -cE '^(test| )? *[a-z0-9_]+ +\.\.\. ok' "$out")
 	bad=$(grep -cE '\.\.\. FAILED' "$out")
@@ -123,11 +127,33 @@ if [ ${#regress[@]} -gt 0 ]; then
 	[ "$rc" -ne 0 ] && [ "$bad" -eq 0 ] && failed=$((failed + 1))
 	if [ "$rc" -ne 0 ]; then
 		cat "$out" >&2
-		cat "$WORK/regress/regression.diffs" >&2 2>/dev/null
+		cat "$WORK/$label/regression.diffs" >&2 2>/dev/null
 	else
-		echo "ok: pg_regress ($ok)" >&2
+		echo "ok: $label ($ok)" >&2
 	fi
-fi
+}
+
+# pg_regress: one test per sql/*.sql.
+log "pg_regress"
+regress regress regress/pg_regress popug_regress sql sql
+
+# isolationtester: one test per specs/*.spec, each a race played in every
+# interleaving its permutations name (steps that wait on a lock included).
+# The mail spec sends to the test SMTP server started here, named to the
+# specs' connections only (not to the workers) through PGOPTIONS.
+log "isolation"
+smtp_port=$(free_port $((30000 + RANDOM % 20000)))	# apart from other checkouts' runs
+smtp_record=$WORK/isolation-smtp.jsonl
+"$PYTHON" test/smtp_server.py --port "$smtp_port" --record "$smtp_record" >"$WORK/isolation-smtp.log" 2>&1 &
+smtp_pid=$!
+for i in $(seq 1 100); do
+	(echo >"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null && break
+	sleep 0.1
+done
+PGOPTIONS="-c popug.smtp_url=smtp://127.0.0.1:$smtp_port -c popug_test.smtp_record=$smtp_record" \
+	regress isolation isolation/pg_isolation_regress popug_isolation specs spec
+kill "$smtp_pid" && wait "$smtp_pid" 2>/dev/null
+smtp_pid=
 
 # pgTAP: each file runs in its own fresh database, inside BEGIN/ROLLBACK.
 log "pgTAP"

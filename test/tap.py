@@ -5,6 +5,7 @@ started: PGHOST and PGPORT say where it is.  Tests use the database popug,
 where the background workers run.
 """
 import os
+import socket
 import sys
 import threading
 import time
@@ -90,6 +91,15 @@ def ensure_roles(*names):
     for r in names:
         q("DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) "
           "THEN EXECUTE format('CREATE ROLE %%I LOGIN', %s); END IF; END$$", (r, r))
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def wait_for(pred, timeout=10.0, step=0.02):

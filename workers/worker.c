@@ -180,10 +180,11 @@ popug_worker_main(PopugWorkerKind kind, PopugWorkerStep step, long idle_ms,
 			else
 				popug_status_set(kind, "waiting for extension popug " POPUG_VERSION, 0, NULL);
 			backoff = 0;
-			if (!present && idle_ms <= 0)
+			if (!present)
 			{
-				/* look again after the poll, woken or not */
-				wait_for_work(kind, NO_EXTENSION_POLL_MS);
+				/* look again after the poll (or sooner), woken or not */
+				wait_for_work(kind, idle_ms > 0 ? Min(idle_ms, NO_EXTENSION_POLL_MS)
+							  : NO_EXTENSION_POLL_MS);
 				more = true;
 			}
 			else if (n > 0 && min_gap_ms > 0)

@@ -51,6 +51,13 @@ AS 'MODULE_PATHNAME', 'popug_account_deactivate'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.account_deactivate(uuid) IS 'Deactivates an account: it can no longer act or get tasks (admins)';
 
+CREATE FUNCTION popug.account_reactivate(account_id uuid)
+RETURNS void
+AS 'MODULE_PATHNAME', 'popug_account_reactivate'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION popug.account_reactivate(uuid) IS
+	'Reactivates a deactivated account: it can act again and, as a worker, get tasks (admins)';
+
 CREATE FUNCTION popug.whoami()
 RETURNS popug.account
 AS 'MODULE_PATHNAME', 'popug_whoami'

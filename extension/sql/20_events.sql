@@ -114,24 +114,31 @@ REVOKE ALL ON FUNCTION popug.event_append(text, integer, text, uuid, jsonb) FROM
 COMMENT ON FUNCTION popug.event_append(text, integer, text, uuid, jsonb) IS
 	'Appends one event in the current transaction (extension owner only)';
 
+-- A consumer's pending events are the ones its next reads hand out: found
+-- through event_txid_idx from its position on, so the cost is that of the
+-- lag, not of the table.
 CREATE VIEW popug.consumer_lag WITH (security_barrier) AS
-	SELECT c.name AS consumer,
+	SELECT c.name AS consumer, p.pending, p.oldest_pending_at,
 		   (SELECT pg_catalog.count(*)
-			  FROM popug.event e
-			 WHERE e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(c.snap_lo)
-			   AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.snap_lo)
-			   AND (c.snap_hi IS NULL
-					OR e.id OPERATOR(pg_catalog.>) c.last_id
-					OR NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.snap_hi))) AS pending
-	  FROM popug.consumer c
+			  FROM popug.dead_letter d
+			 WHERE d.consumer OPERATOR(pg_catalog.=) c.name AND d.retried_at IS NULL) AS dead_letters
+	  FROM popug.consumer c,
+		   LATERAL (SELECT pg_catalog.count(*) AS pending, pg_catalog.min(e.occurred_at) AS oldest_pending_at
+					  FROM popug.event e
+					 WHERE e.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(c.snap_lo)
+					   AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.snap_lo)
+					   AND (c.snap_hi IS NULL
+							OR e.id OPERATOR(pg_catalog.>) c.last_id
+							OR NOT pg_catalog.pg_visible_in_snapshot(e.txid, c.snap_hi))) p
 	 WHERE popug.caller_role() OPERATOR(pg_catalog.=) 'admin'::popug.role
 		OR pg_catalog.pg_has_role('pg_monitor', 'USAGE');
-COMMENT ON VIEW popug.consumer_lag IS 'Events each consumer has not acknowledged yet (admins, pg_monitor)';
+COMMENT ON VIEW popug.consumer_lag IS
+	'Events each consumer has not acknowledged yet, when the oldest of them happened, and its dead letters not replayed (admins, pg_monitor)';
 GRANT SELECT ON popug.consumer_lag TO PUBLIC;
 
 CREATE FUNCTION popug.worker_status_rows(OUT worker text, OUT pid integer, OUT state text,
 										 OUT last_run timestamptz, OUT processed bigint,
-										 OUT last_error text)
+										 OUT last_error text, OUT errors bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'popug_worker_status'
 LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
@@ -140,7 +147,8 @@ COMMENT ON FUNCTION popug.worker_status_rows() IS
 
 CREATE VIEW popug.worker_status WITH (security_barrier) AS
 	SELECT w.* FROM popug.worker_status_rows() w;
-COMMENT ON VIEW popug.worker_status IS 'popug background workers: pid, state, last run, work done, last error (admins, pg_monitor)';
+COMMENT ON VIEW popug.worker_status IS
+	'popug background workers: pid, state, last run, work done, last error, failed passes (admins, pg_monitor)';
 GRANT SELECT ON popug.worker_status TO PUBLIC;
 
 CREATE FUNCTION popug.dead_letter_retry(event_id uuid)
@@ -156,6 +164,15 @@ AS 'MODULE_PATHNAME', 'popug_event_maintenance'
 LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.event_maintenance() IS
 	'Makes the next partition of popug.event and drops those past popug.event_retention that every consumer has acknowledged, as the scheduler worker does every minute; returns how many (admins)';
+
+CREATE VIEW popug.dead_letters WITH (security_barrier) AS
+	SELECT d.consumer, d.event_id, d.event_name, d.event_version, d.producer, d.aggregate_id,
+		   d.occurred_at, d.payload, d.error, d.failed_at, d.retried_at
+	  FROM popug.dead_letter d
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) 'admin'::popug.role;
+COMMENT ON VIEW popug.dead_letters IS
+	'Events popug''s own consumers set aside, with the event and the error; retried_at is set once dead_letter_retry replayed it (admins; no rows for anyone else)';
+GRANT SELECT ON popug.dead_letters TO PUBLIC;
 
 -- Where the transaction ids in popug.event and popug.consumer come from:
 -- the cluster and database that wrote them.  A restored dump names another

@@ -53,8 +53,11 @@ GRANT SELECT ON popug.my_tasks TO PUBLIC;
 
 CREATE VIEW popug.tasks WITH (security_barrier) AS
 	SELECT t.id, t.jira_id, t.title, t.description, t.status, t.assign_fee,
-		   t.complete_reward, t.assignee_id, t.created_by, t.created_at, t.completed_at
+		   t.complete_reward, t.assignee_id, t.created_by, t.created_at, t.completed_at,
+		   assignee.login AS assignee_login, creator.login AS created_by_login
 	  FROM popug.task t
+	  LEFT JOIN popug.account assignee ON assignee.id OPERATOR(pg_catalog.=) t.assignee_id
+	  LEFT JOIN popug.account creator ON creator.id OPERATOR(pg_catalog.=) t.created_by
 	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) ANY ('{admin,manager}'::popug.role[]);
 COMMENT ON VIEW popug.tasks IS 'Every task (admins and managers; no rows for anyone else)';
 GRANT SELECT ON popug.tasks TO PUBLIC;

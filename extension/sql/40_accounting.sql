@@ -55,7 +55,8 @@ CREATE TABLE popug.ledger_task (
 	jira_id			text,
 	title			text NOT NULL,
 	complete_reward	numeric(12,2),
-	created_at		timestamptz NOT NULL
+	created_at		timestamptz NOT NULL,
+	billing_day		date NOT NULL	-- the day accounting learned of it, as for payments
 );
 COMMENT ON TABLE popug.ledger_task IS 'Accounting''s projection of tasks (titles for the audit log)';
 
@@ -117,11 +118,19 @@ COMMENT ON FUNCTION popug.payments_apply(integer) IS
 	'Drains the accounting consumer as the accounting worker does; returns the payments written (admins, accountants)';
 
 CREATE VIEW popug.my_balance WITH (security_barrier) AS
-	SELECT a.id AS account_id, COALESCE(b.amount, 0::numeric(14,2)) AS amount, b.updated_at
+	SELECT a.id AS account_id, COALESCE(b.amount, 0::numeric(14,2)) AS amount, b.updated_at, a.login
 	  FROM popug.account a LEFT JOIN popug.balance b ON b.account_id OPERATOR(pg_catalog.=) a.id
 	 WHERE a.id OPERATOR(pg_catalog.=) (SELECT popug.caller_account_id());
 COMMENT ON VIEW popug.my_balance IS 'The caller''s balance';
 GRANT SELECT ON popug.my_balance TO PUBLIC;
+
+CREATE VIEW popug.balances WITH (security_barrier) AS
+	SELECT a.id AS account_id, a.login, a.full_name, a.role, a.active,
+		   COALESCE(b.amount, 0::numeric(14,2)) AS amount, b.updated_at
+	  FROM popug.account a LEFT JOIN popug.balance b ON b.account_id OPERATOR(pg_catalog.=) a.id
+	 WHERE (SELECT popug.caller_role()) OPERATOR(pg_catalog.=) ANY ('{admin,accountant}'::popug.role[]);
+COMMENT ON VIEW popug.balances IS 'Every account''s balance, with its login (admins and accountants; no rows for anyone else)';
+GRANT SELECT ON popug.balances TO PUBLIC;
 
 CREATE VIEW popug.my_audit_log WITH (security_barrier) AS
 	SELECT p.id, p.applied_at, p.billing_day, p.kind, p.debit, p.credit, p.description,

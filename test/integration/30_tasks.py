@@ -1,6 +1,8 @@
-"""Task tracker under real concurrency (SPEC 2): racing shuffles are each a
-whole; shuffles racing completions and creations never deadlock; then the
-invariants between tasks and their events hold."""
+"""Task tracker under load (SPEC 2): shuffles, completions, creations and a
+deactivation from many connections at once never deadlock, and the
+invariants between tasks and their events hold afterwards.  Each race
+between two of them, in each order, is an isolation spec
+(specs/tasks_shuffle_*.spec, specs/accounts_pool_assign.spec)."""
 import os
 import sys
 import threading
@@ -29,31 +31,6 @@ def as_role(role):
 
 m = as_role("t_tm")
 m.cursor().execute("SELECT count(popug.task_create('Race ' || i)) FROM generate_series(1, 300) i")
-
-# ---- two shuffles racing ----
-before = q1("SELECT max(id) FROM popug.event")
-barrier = threading.Barrier(2)
-
-
-def shuffle():
-    c = as_role("t_tm")
-    barrier.wait()
-    with c.cursor() as cur:
-        cur.execute("SELECT popug.tasks_shuffle(), txid_current()")
-        return cur.fetchone()
-
-
-a, b = Background(shuffle), Background(shuffle)
-a.join()
-b.join()
-ok(a.error is None and b.error is None, "two concurrent shuffles both succeed", (a.error, b.error))
-is_((a.result[0], b.result[0]), (300, 300), "each reassigns all 300 open tasks")
-rows = q("SELECT aggregate_id, array_agg(txid::text::bigint ORDER BY id) FROM popug.event "
-         "WHERE id > %s AND event_name = 'TaskAssigned' GROUP BY aggregate_id", (before,))
-is_(len(rows), 300, "every task got shuffle events")
-ok(all(len(t) == 2 for _, t in rows), "exactly one TaskAssigned per task per shuffle")
-firsts = {t[0] for _, t in rows}
-is_(len(firsts), 1, "for every task the same shuffle came first: they did not interleave")
 
 # ---- shuffles racing completions and creations ----
 stop = time.time() + 6
@@ -132,7 +109,7 @@ is_(q1("SELECT count(*) FROM popug.task t WHERE t.assignee_id::text IS DISTINCT 
        "AND e.event_name = 'TaskAssigned' ORDER BY e.id DESC LIMIT 1)"), 0,
     "every task's last TaskAssigned names its assignee")
 total_assigned = q1("SELECT count(*) FROM popug.event WHERE event_name = 'TaskAssigned'")
-is_(total_assigned, q1("SELECT count(*) FROM popug.task") + 600 + counts["shuffled"],
+is_(total_assigned, q1("SELECT count(*) FROM popug.task") + counts["shuffled"],
     "every assignment has exactly one TaskAssigned: creations + shuffled = events")
 is_(q1("SELECT count(*) FROM popug.task t WHERE (status = 'done') <> EXISTS "
        "(SELECT FROM popug.event e WHERE e.aggregate_id = t.id AND e.event_name = 'TaskCompleted')"), 0,

@@ -6,11 +6,10 @@ payments_apply in a database no worker serves, against a second session:
 a statement timeout, a lock timeout, a pg_cancel_backend, a deadlock and a
 serialization failure each fail the call with their own SQLSTATE and leave
 no dead letter; the events are applied once the obstacle is gone.  Then
-REPEATABLE READ and SERIALIZABLE transactions whose snapshot predates a
-payout's start apply payments on the next day.  Last, the accounting worker
-under a cluster-wide default_transaction_isolation of repeatable read keeps
-applying events while a payout closes the day."""
-import datetime
+the accounting worker under a cluster-wide default_transaction_isolation
+of repeatable read keeps applying events while a payout closes the day.
+READ COMMITTED, REPEATABLE READ and SERIALIZABLE transactions racing a
+payout's start are played step by step in specs/payout_start_apply.spec."""
 import os
 import sys
 import time
@@ -156,61 +155,6 @@ is_(sqlstate(a, "SELECT popug.payments_apply()"), "ok", "serialization failure: 
 is_(payments(), before + 2, "serialization failure: and applies both fees")
 a.close()
 
-
-# ---- REPEATABLE READ / SERIALIZABLE against a payout's start ----
-def closed_day_violations():
-    """Accounts whose payments up to a day whose payout has started sum above zero."""
-    return q1("SELECT count(*) FROM popug.billing_day d, popug.account a "
-              "WHERE (SELECT sum(credit - debit) FROM popug.payment p "
-              "       WHERE p.account_id = a.id AND p.billing_day <= d.day) > 0", db=DB)
-
-
-def isolated_apply(level, race):
-    """A transaction at level takes its snapshot; a payout starts day D (and
-    closes it, or holds its start uncommitted while the transaction waits for
-    the billing lock); the transaction then applies a fee: on D + 1."""
-    fresh()
-    tasks(1)
-    q("SELECT popug.payments_apply()", db=DB)     # a payment on D, so D has a payout
-    day = q1("SELECT billing_day FROM popug.payment", db=DB)
-    tasks(1)                                       # its fee waits
-    r = session()
-    r.autocommit = False
-    r.cursor().execute("SET TRANSACTION ISOLATION LEVEL %s" % level)
-    r.cursor().execute("SELECT count(*) FROM popug.my_balance")  # the snapshot
-    p = session()
-    if race:
-        p.autocommit = False
-        with p.cursor() as cur:
-            cur.execute("SELECT popug.payout_step(%s, 1000)", (day,))   # starts D, holds the lock
-        t = Background(sqlstate, r, "SELECT popug.payments_apply()")
-        ok(wait_for(lambda: waiting(r.get_backend_pid()), 10, 0.02),
-           "%s, racing the start: payments_apply waits for the payout's start to commit" % level)
-        p.commit()
-        t.join(30)
-        got = t.result
-    else:
-        p.cursor().execute("CALL popug.payout_run(%s)", (day,))
-        got = sqlstate(r, "SELECT popug.payments_apply()")
-    what = "%s, %s" % (level, "racing the start" if race else "after the whole payout")
-    if got == "ok":
-        r.commit()
-        is_(q1("SELECT array_agg(billing_day ORDER BY billing_day) FROM popug.payment WHERE kind = 'assign_fee'", db=DB),
-            [day, day + datetime.timedelta(days=1)],
-            "%s: the fee applied counts on the day after the one whose payout started" % what)
-    else:
-        r.rollback()
-        is_(got, "40001", "%s: payments_apply may only fail as a serialization failure" % what)
-    p.autocommit = True
-    p.cursor().execute("CALL popug.payout_run(%s)", (day,))
-    is_(closed_day_violations(), 0, "%s: no account is owed anything for a closed day" % what)
-    r.close()
-    p.close()
-
-
-isolated_apply("REPEATABLE READ", race=False)
-isolated_apply("REPEATABLE READ", race=True)
-isolated_apply("SERIALIZABLE", race=True)
 
 # ---- the accounting worker under cluster-wide repeatable read ----
 q("DROP DATABASE IF EXISTS %s WITH (FORCE)" % DB, db="postgres")

@@ -1,7 +1,9 @@
 """Scheduling the payout (SPEC 5): popug's scheduler worker closes a due
 day on its own, keeps retrying (logged, in worker_status) while the payout
 fails and succeeds once the cause is gone; the real pg_cron runs the
-README's CALL; both schedulers at once pay nobody twice."""
+README's CALL.  Two runs at once (pg_cron's and the scheduler's, which
+runs the same payout step) are played step by step in
+specs/payout_run_run.spec."""
 import datetime
 import os
 import sys
@@ -70,7 +72,7 @@ ok(wait_for(lambda: closed(yesterday), 90, 0.2), "once the cause is gone the ret
 is_(q1("SELECT count(*) FROM popug.payout WHERE billing_day = %s", (yesterday,)), 50, "all 50 accounts paid")
 ok(paid_once(), "each once")
 
-# ---- pg_cron, and both schedulers at once ----
+# ---- pg_cron ----
 reset_popug()
 wait_workers()
 settings(payout_at=later)
@@ -79,11 +81,7 @@ q("SELECT cron.unschedule(jobid) FROM cron.job")
 accounts_with_money("pk_", 3000, yesterday)
 q("SELECT cron.schedule('popug-payout', '* * * * *', 'CALL popug.payout_run()')")
 note("waiting for pg_cron's next minute")
-q("ALTER SYSTEM SET popug.payout_batch_size = 10")  # 300 steps: long enough to overlap
-t = datetime.datetime.utcnow()
-time.sleep(60 - t.second - t.microsecond / 1e6)
-settings(payout_at=just_passed)  # the scheduler starts as pg_cron does
-ok(wait_for(lambda: closed(yesterday), 90, 0.2), "the day is closed with pg_cron and the scheduler both running it")
+ok(wait_for(lambda: closed(yesterday), 90, 0.2), "pg_cron closes the day")
 ok(wait_for(lambda: q1("SELECT count(*) FROM cron.job_run_details WHERE command LIKE '%%payout_run%%' "
                        "AND status = 'succeeded'") >= 1, 60, 0.5),
    "pg_cron ran the job successfully (cron.job_run_details)")
@@ -92,7 +90,7 @@ is_(q1("SELECT count(*) FROM popug.payout WHERE billing_day = %s", (yesterday,))
 ok(paid_once(), "nobody paid twice")
 is_(q1("SELECT sum(amount) FROM popug.balance"), 0, "every balance is zero")
 q("SELECT cron.unschedule('popug-payout')")
-for k in ("payout_at", "payout_batch_size", "timezone"):
+for k in ("payout_at", "timezone"):
     q("ALTER SYSTEM RESET popug.%s" % k)
 q("SELECT pg_reload_conf()")
 done()

@@ -1,8 +1,12 @@
 """Payout mail against a real SMTP server on 127.0.0.1 (SPEC 6): delivery
 with proper headers, retries while the server is down, 5xx and 4xx
-handling, header injection, settings, and a mailer killed mid-send."""
+handling, header injection, settings, a mailer killed mid-send, leases
+against a concurrent mail_dispatch() in a long pass, and a failed mail
+resent by an admin."""
+import collections
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -10,19 +14,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from tap import done, ensure_roles, is_, note, ok, q, q1, reset_popug, wait_for, wait_workers  # noqa: E402
+from tap import done, ensure_roles, free_port, is_, note, ok, q, q1, reset_popug, wait_for, wait_workers  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = os.environ.get("POPUG_WORK", "/tmp")
 RECORD = os.path.join(WORK, "mail-test.jsonl")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 PORT = free_port()
@@ -80,8 +76,9 @@ def status(event_id):
 
 reset_popug()
 wait_workers()
-ensure_roles("t_mail", "t_plain")
+ensure_roles("t_mail", "t_plain", "t_mail_admin")
 q("SELECT popug.account_create('t_mail', 'mail@example.com', 'worker')")
+q("SELECT popug.account_create('t_mail_admin', 'mail-admin@example.com', 'admin')")
 settings(smtp_url="smtp://127.0.0.1:%d" % PORT, smtp_from="popug@example.com", mail_retry_base=1,
          mail_max_attempts=3, smtp_timeout=2000)
 server = smtp_start()
@@ -182,6 +179,42 @@ n = len(received("slow@example.com"))
 ok(1 <= n <= 2, "at most once more than the unconfirmed attempt (%d received)" % n)
 is_(len(received("alice@example.com")), 1, "and no other mail was sent again")
 is_(q1("SELECT count(*) FROM popug.mail WHERE status = 'pending'"), 0, "no mail is left behind")
+
+# ---- the mailer's clock: a lease runs from the real time ----
+# A pass sends one mail after another, each claimed with a lease of the
+# SMTP timeout plus a second.  Were the lease counted from the pass's start
+# (now()), the mail claimed 6 s into the pass would get a lease that ran
+# out 2 s before, and a mail_dispatch() then would send it a second time
+# while the mailer is still sending it.
+smtp_stop(server)
+server = smtp_start("--slow", "2")
+settings(smtp_timeout=3000)
+q("SELECT popug.event_append('PayoutMade', 1, 'payout', a.id, jsonb_build_object('account_id', a.id, "
+  "'email', 'slowlease' || i || '@example.com', 'billing_day', '2026-11-22'::date, 'amount', 10)) "
+  "FROM popug.account a, generate_series(1, 5) i WHERE a.login = 't_mail'")
+LEASED = "FROM popug.mail WHERE to_addr LIKE 'slowlease%'"
+ok(wait_for(lambda: q1("SELECT count(*) " + LEASED + " AND attempts >= 1") >= 4, 30, 0.05),
+   "in one pass the mailer claims the fourth mail, 6 s after the first")
+left = q1("SELECT min(next_attempt_at - clock_timestamp()) " + LEASED + " AND status = 'pending' AND attempts >= 1")
+q1("SELECT popug.mail_dispatch(100)")
+ok(wait_for(lambda: q1("SELECT count(*) " + LEASED + " AND status = 'sent'") == 5, 30), "all five are sent")
+ok(left is not None and left.total_seconds() > 0,
+   "the lease of the mail being sent had not run out when mail_dispatch() ran (%.1f s left)"
+   % (left.total_seconds() if left is not None else float("nan")))
+ids = [re.search(r"Message-ID: <([^>]*)>", m["data"]).group(1)
+       for m in received() if m["rcpt_tos"][0].startswith("slowlease")]
+is_(sorted(collections.Counter(ids).values()), [1] * 5,
+    "each reached the server once: a concurrent mail_dispatch() sent none of them again")
+
+# ---- a failed mail, resent by an admin ----
+smtp_stop(server)
+settings(mail_max_attempts=1)
+ef = payout("dave@example.com")
+ok(wait_for(lambda: status(ef) == "failed", 10), "with the server down and one attempt allowed, a mail fails")
+server = smtp_start()
+q("SET ROLE t_mail_admin; SELECT popug.mail_resend(id) FROM popug.mails WHERE status = 'failed' AND to_addr = 'dave@example.com'")
+ok(wait_for(lambda: status(ef) == "sent", 10), "resent by an admin, the mailer delivers it")
+is_(len(received("dave@example.com")), 1, "once")
 
 smtp_stop(server)
 for k in ("smtp_url", "smtp_from", "mail_retry_base", "mail_max_attempts", "smtp_timeout"):

@@ -1,6 +1,6 @@
 -- Identity (SPEC 1): account functions, caller identity, permissions,
 -- SQLSTATEs, events, and that a refused call writes nothing.
-SELECT plan(56);
+SELECT plan(69);
 \ir setup.psql
 
 -- ---- bootstrap: a superuser creates the first admin ----
@@ -113,6 +113,56 @@ SELECT throws_ok($$ SELECT popug.whoami() $$, '42501', 'popug account "t_worker2
 	'a deactivated account cannot act');
 RESET ROLE;
 
+-- ---- a deactivated account comes back ----
+-- the SQLSTATE and hint a statement fails with
+CREATE FUNCTION pg_temp.failure(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	state text;
+	hint text;
+BEGIN
+	EXECUTE stmt;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, hint = PG_EXCEPTION_HINT;
+	RETURN state || ': ' || hint;
+END $$;
+SELECT id AS w2 FROM popug.account WHERE login = 't_worker2' \gset
+SET ROLE t_admin;
+SELECT is(pg_temp.failure($$ SELECT popug.account_create('t_worker2', 'w2@example.com', 'worker') $$),
+		  format('23505: Reactivate it: SELECT popug.account_reactivate(%L);', :'w2'),
+		  'creating a deactivated login again is 23505, with a hint to reactivate it');
+SELECT is(pg_temp.failure($$ SELECT popug.account_create('t_worker3', 'w3@example.com', 'worker') $$), '23505: ',
+		  'an active login: 23505 without that hint');
+SELECT throws_ok($$ SELECT popug.account_reactivate(gen_random_uuid()) $$, 'P0002', NULL, 'reactivating an unknown account: P0002');
+SELECT throws_ok($$ SELECT popug.account_reactivate(NULL) $$, '22004', NULL, 'a NULL account: 22004');
+SET ROLE t_manager;
+SELECT throws_ok(format('SELECT popug.account_reactivate(%L)', :'w2'), '42501', NULL, 'only an admin reactivates');
+SET ROLE t_admin;
+SELECT lives_ok(format('SELECT popug.account_reactivate(%L)', :'w2'), 'an admin reactivates worker 2');
+SELECT lives_ok(format('SELECT popug.account_reactivate(%L)', :'w2'), 'reactivating an active account is a no-op');
+RESET ROLE;
+SELECT is((SELECT array_agg(row(event_version, producer, aggregate_id, payload)::text) FROM popug.event
+			WHERE event_name = 'AccountReactivated'),
+		  ARRAY[row(1, 'auth', :'w2'::uuid, jsonb_build_object('account_id', :'w2'::uuid))::text],
+		  'one AccountReactivated v1 from auth, {account_id}');
+SELECT bag_eq($$ SELECT a.login::text FROM popug.worker_slot s JOIN popug.account a ON a.id = s.account_id $$,
+	$$ VALUES ('t_worker1'), ('t_worker2'), ('t_worker3') $$, 'the reactivated worker is back in the pool');
+SELECT is((SELECT max(slot) FROM popug.worker_slot), (SELECT n FROM popug.worker_pool), 'which stays dense');
+SET ROLE t_worker2;
+SELECT is((SELECT login::text FROM popug.whoami()), 't_worker2', 'the account can act again');
+RESET ROLE;
+SELECT popug.payments_apply() >= 0 AS applied, popug.mail_dispatch(0) >= 0 AS dispatched;
+SELECT is((SELECT count(*)::int FROM popug.dead_letter), 0,
+		  'popug''s consumers (accounting, mailer) take AccountReactivated without a dead letter');
+DROP ROLE IF EXISTS t_gone;
+CREATE ROLE t_gone LOGIN;
+SELECT popug.account_create('t_gone', 'gone@example.com', 'worker') AS gone \gset
+SELECT popug.account_deactivate(:'gone');
+DROP ROLE t_gone;
+SELECT is(pg_temp.failure(format('SELECT popug.account_reactivate(%L)', :'gone')),
+		  '42704: Create the role first: CREATE ROLE t_gone LOGIN;',
+		  'an account whose role was dropped cannot come back before the role does: 42704');
+
 -- ---- caller identity: SET ROLE counts, nothing is SECURITY DEFINER ----
 SET ROLE t_worker3;
 SELECT is((SELECT login::text FROM popug.whoami()), 't_worker3', 'whoami follows SET ROLE');
@@ -129,12 +179,12 @@ SELECT throws_ok($$ INSERT INTO popug.account (login, email, role) VALUES ('x', 
 	'42501', NULL, 'even an admin cannot INSERT into popug.account');
 SELECT throws_ok($$ UPDATE popug.account SET role = 'admin' $$, '42501', NULL, 'nor UPDATE it');
 SELECT throws_ok($$ SELECT * FROM popug.event $$, '42501', NULL, 'nor read the event table directly');
-SELECT is((SELECT count(*)::int FROM popug.accounts), 6, 'the accounts view shows an admin every account');
+SELECT is((SELECT count(*)::int FROM popug.accounts), 7, 'the accounts view shows an admin every account');
 RESET ROLE;
 SET ROLE t_manager;
-SELECT is((SELECT count(*)::int FROM popug.accounts), 6, 'a manager sees every account too (to assign work)');
+SELECT is((SELECT count(*)::int FROM popug.accounts), 7, 'a manager sees every account too (to assign work)');
 SET ROLE t_accountant;
-SELECT is((SELECT count(*)::int FROM popug.accounts), 6, 'so does an accountant (to pay it)');
+SELECT is((SELECT count(*)::int FROM popug.accounts), 7, 'so does an accountant (to pay it)');
 SET ROLE t_worker3;
 SELECT is((SELECT array_agg(login::text) FROM popug.accounts), ARRAY['t_worker3'], 'and a worker only itself');
 RESET ROLE;

@@ -1,6 +1,6 @@
 -- Task tracker (SPEC 2): create, complete, shuffle; validation, SQLSTATEs,
 -- permissions, events, prices, uniform assignment, views.
-SELECT plan(66);
+SELECT plan(67);
 \ir setup.psql
 
 SELECT popug.account_create('t_admin', 'admin@example.com', 'admin');
@@ -145,6 +145,10 @@ RESET ROLE;
 SELECT is((SELECT count(*) FROM popug.task), 5::bigint, 'there are five');
 SET ROLE t_admin;
 SELECT is((SELECT count(*) FROM popug.tasks), 5::bigint, 'and an admin sees all five');
+SELECT is((SELECT count(*)::int FROM popug.tasks v JOIN popug.accounts a ON a.id = v.assignee_id
+			 JOIN popug.accounts c ON c.id = v.created_by
+			WHERE v.assignee_login = a.login AND v.created_by_login = c.login), 5,
+		  'each with its assignee''s and creator''s login beside their ids');
 RESET ROLE;
 SET ROLE t_manager;
 SELECT throws_ok($$ SELECT * FROM popug.task $$, '42501', NULL, 'the task table itself is not readable');

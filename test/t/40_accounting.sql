@@ -2,7 +2,7 @@
 -- billing days, TaskCreated v1, dead letters, views and permissions.
 -- The workers serve database popug, not this one: payments_apply is called
 -- by hand here.
-SELECT plan(47);
+SELECT plan(52);
 \ir setup.psql
 
 \ir cast.psql
@@ -96,6 +96,19 @@ SELECT is((SELECT array_agg(event ORDER BY event) FROM popug.dead_letter WHERE c
 		  ARRAY[:bad1, :bad2, :bad3]::bigint[], 'the malformed, unknown-account and unknown-version events are dead letters');
 SELECT ok((SELECT bool_and(error <> '') FROM popug.dead_letter), 'each with its error');
 SELECT is((SELECT error FROM popug.dead_letter WHERE event = :bad3), 'TaskCompleted version 9 is not supported', 'e.g. the version');
+SET ROLE t_admin;
+CREATE TEMP TABLE admin_sees AS SELECT * FROM popug.dead_letters;
+RESET ROLE;
+SELECT is((SELECT array_agg(row(d.consumer, d.event_name, d.event_version, d.producer, d.payload, d.error, d.retried_at)::text
+								ORDER BY d.event_id) FROM admin_sees d),
+		  (SELECT array_agg(row(l.consumer, e.event_name, e.event_version, e.producer, e.payload, l.error, NULL)::text
+								ORDER BY l.event_id) FROM popug.dead_letter l JOIN popug.event e ON e.id = l.event),
+		  'an admin sees each dead letter in popug.dead_letters with its event''s name, version, producer, payload and error');
+SELECT is((SELECT payload FROM admin_sees WHERE error = 'TaskCompleted version 9 is not supported'), '{}'::jsonb,
+		  'e.g. the unknown version''s');
+SET ROLE t_accountant;
+SELECT is((SELECT count(*)::int FROM popug.dead_letters), 0, 'an accountant sees no dead letters');
+RESET ROLE;
 SELECT is(popug.payments_apply(), 0::bigint, 'the consumer moved past them: nothing comes again');
 SELECT is((SELECT pending FROM popug.consumer_lag WHERE consumer = 'accounting'), 0::bigint, 'no lag');
 SELECT ok((SELECT count(*) FROM popug.payment WHERE task_id = :'t2') >= 2, 'the good events of that batch were applied');
@@ -111,6 +124,8 @@ INSERT INTO popug.account (id, login, email, role) VALUES (:'ghost', 't_ghost', 
 SET ROLE t_admin;
 SELECT is(popug.dead_letter_retry(:'bad2_event'), 1, 'with the account imported, the event is replayed');
 SELECT throws_ok(format('SELECT popug.dead_letter_retry(%L)', :'bad2_event'), 'P0002', NULL, 'once: replaying it again is P0002');
+SELECT isnt((SELECT retried_at FROM popug.dead_letters WHERE event_id = :'bad2_event'), NULL,
+			'popug.dead_letters shows when it was replayed');
 RESET ROLE;
 SELECT is((SELECT row(debit, kind)::text FROM popug.payment WHERE account_id = :'ghost'), row(10.00, 'assign_fee')::text,
 		  'the replayed event charged its fee');
@@ -133,6 +148,7 @@ SET ROLE t_worker1;
 SELECT throws_ok($$ SELECT popug.payments_apply() $$, '42501', NULL, 'a worker cannot apply payments');
 SELECT throws_ok($$ SELECT popug.payment_apply(NULL::popug.event) $$, '22004', NULL, 'a NULL event: 22004');
 SELECT is((SELECT amount FROM popug.my_balance), (SELECT sum(credit - debit) FROM popug.my_audit_log), 'my_balance matches my_audit_log');
+SELECT is((SELECT login::text FROM popug.my_balance), current_user::text, 'my_balance names the caller''s login beside its id');
 SELECT is((SELECT count(*)::int FROM popug.audit_log), 0, 'a worker sees nothing in audit_log');
 SELECT ok((SELECT count(*) FROM popug.my_audit_log WHERE task_title = 'Feed the parrots') > 0, 'my_audit_log names the task');
 SET ROLE t_manager;

@@ -1,7 +1,7 @@
 -- Statistics (SPEC 7) over hand-built accounting data with known answers:
 -- earnings, workers in debt at the end of each day, payouts, tasks, late
 -- events on their billing day, the most expensive task, permissions.
-SELECT plan(23);
+SELECT plan(28);
 \ir setup.psql
 
 \ir cast.psql
@@ -20,9 +20,9 @@ LANGUAGE sql AS $$
 	ON CONFLICT (account_id) DO UPDATE SET amount = b.amount + excluded.amount;
 $$;
 INSERT INTO popug.ledger_task VALUES
-	('aaaaaaaa-0000-4000-8000-000000000001', 'POPUG-1', 'Cheap', 25.00, :'d1'::date + time '09:00'),
-	('aaaaaaaa-0000-4000-8000-000000000002', NULL, 'Dear', 39.00, :'d1'::date + time '10:00'),
-	('aaaaaaaa-0000-4000-8000-000000000003', NULL, 'Also dear', 39.00, :'d1'::date + 2 + time '10:00');
+	('aaaaaaaa-0000-4000-8000-000000000001', 'POPUG-1', 'Cheap', 25.00, :'d1'::date + time '09:00', :'d1'),
+	('aaaaaaaa-0000-4000-8000-000000000002', NULL, 'Dear', 39.00, :'d1'::date + time '10:00', :'d1'),
+	('aaaaaaaa-0000-4000-8000-000000000003', NULL, 'Also dear', 39.00, :'d1'::date + 2 + time '10:00', :'d1'::date + 2);
 
 -- d1: worker1 charged 15 and 12 (debt 27), worker2 charged 10, rewarded 25
 SELECT pg_temp.pay(:'w1', :'d1', 'assign_fee', 15), pg_temp.pay(:'w1', :'d1', 'assign_fee', 12),
@@ -80,6 +80,43 @@ SELECT is((SELECT row(task_id, jira_id, title, complete_reward)::text FROM popug
 SELECT is((SELECT title FROM popug.stats_most_expensive_task(:'d1', :'d1')), 'Cheap', 'the range bounds it');
 SELECT is((SELECT count(*)::int FROM popug.stats_most_expensive_task(:'d1'::date + 1, :'d1'::date + 1)), 0, 'no completion: no row');
 RESET ROLE;
+
+-- ---- a closed day's figures are final, tasks_created included ----
+-- A task counts on the billing day accounting learned of it, as its fee
+-- does: one created after today's early payout counts tomorrow.
+SELECT (now() AT TIME ZONE 'UTC')::date AS today \gset
+SET ROLE t_manager;
+SELECT popug.task_create('Before the early payout') IS NOT NULL AS created;
+RESET ROLE;
+SELECT popug.payments_apply() > 0 AS applied;
+CALL popug.payout_run(:'today');
+SET ROLE t_accountant;
+CREATE TEMP TABLE closed AS SELECT * FROM popug.stats_day(:'today');
+RESET ROLE;
+SELECT is((SELECT tasks_created FROM closed), 1::bigint, 'today, paid out early: one task created');
+SET ROLE t_manager;
+SELECT popug.task_create('After the early payout') IS NOT NULL AS created;
+RESET ROLE;
+SELECT popug.payments_apply() > 0 AS applied;
+SET ROLE t_accountant;
+SELECT is((SELECT row(s.*)::text FROM popug.stats_day(:'today') s), (SELECT row(c.*)::text FROM closed c),
+		  'a task created after the payout leaves the closed day''s figures as they were');
+SELECT is((SELECT row(tasks_created, fees_charged > 0)::text FROM popug.stats_day(:'today'::date + 1)), row(1, true)::text,
+		  'it counts on the next billing day, with its fee');
+RESET ROLE;
+
+-- ---- stats_day() is stats_day(NULL): today in popug.timezone ----
+-- 26 hours apart, so the session's CURRENT_DATE is never popug's today.
+SET popug.timezone = 'Etc/GMT-14';
+SET TimeZone = 'Etc/GMT+12';
+SET ROLE t_accountant;
+SELECT is((SELECT day FROM popug.stats_day()), (now() AT TIME ZONE 'Etc/GMT-14')::date,
+		  'stats_day() is today in popug.timezone, not the session''s CURRENT_DATE');
+SELECT is((SELECT row(s.*)::text FROM popug.stats_day() s), (SELECT row(s.*)::text FROM popug.stats_day(NULL) s),
+		  'the same row as stats_day(NULL)');
+RESET ROLE;
+RESET TimeZone;
+RESET popug.timezone;
 
 -- ---- errors and permissions ----
 SET ROLE t_admin;

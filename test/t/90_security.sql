@@ -19,10 +19,23 @@ RESET ROLE;
 SELECT popug.account_create('t_worker2', 'w2@example.com', 'worker');
 SELECT popug.consumer_create('sec_consumer');
 SELECT popug.payments_apply();
+-- a failed mail (no SMTP server listens on port 1) and a dead letter, for
+-- the admin's chores
+SELECT popug.event_append('PayoutMade', 1, 'payout', id, jsonb_build_object('account_id', id,
+		'email', 'w1@example.com', 'billing_day', '2026-11-20', 'amount', 12.50))
+  FROM popug.account WHERE login = 't_worker1';
+SELECT popug.event_append('TaskCompleted', 9, 'import', NULL, '{}');
+SET popug.smtp_url = 'smtp://127.0.0.1:1';
+SET popug.mail_max_attempts = 1;
+SELECT popug.mail_dispatch(10), popug.payments_apply();
+RESET popug.smtp_url;
+RESET popug.mail_max_attempts;
 
 -- What the calls below refer to, readable by every role.
 CREATE TEMP TABLE ctx AS
 SELECT (SELECT id FROM popug.account WHERE login = 't_worker2') AS worker2,
+	   (SELECT id FROM popug.account WHERE login = 't_former') AS former,
+	   (SELECT id FROM popug.mail WHERE status = 'failed') AS failed_mail,
 	   :'task'::uuid AS task,
 	   (SELECT e FROM popug.event e WHERE event_name = 'TaskAssigned' LIMIT 1) AS ev;
 GRANT SELECT ON ctx TO PUBLIC;
@@ -40,6 +53,7 @@ INSERT INTO calls VALUES
 ('account_create', $$SELECT popug.account_create('t_new', 'new@example.com', 'worker')$$, '{admin}'),
 ('account_set_role', $$SELECT popug.account_set_role((SELECT worker2 FROM ctx), 'manager')$$, '{admin}'),
 ('account_deactivate', $$SELECT popug.account_deactivate((SELECT worker2 FROM ctx))$$, '{admin}'),
+('account_reactivate', $$SELECT popug.account_reactivate((SELECT former FROM ctx))$$, '{admin}'),
 ('whoami', $$SELECT popug.whoami()$$, '{admin,manager,accountant,worker}'),
 ('caller_account_id', $$SELECT popug.caller_account_id()$$, '{admin,manager,accountant,worker,no account,inactive}'),
 ('caller_role', $$SELECT popug.caller_role()$$, '{admin,manager,accountant,worker,no account,inactive}'),
@@ -61,6 +75,7 @@ INSERT INTO calls VALUES
 ('payout_run', $$CALL popug.payout_run('2000-01-01')$$, '{admin,accountant}'),
 ('payout_step', $$SELECT popug.payout_step('2000-01-01', 10)$$, '{admin,accountant}'),
 ('mail_dispatch', $$SELECT popug.mail_dispatch(0)$$, '{admin}'),
+('mail_resend', $$SELECT popug.mail_resend((SELECT failed_mail FROM ctx))$$, '{admin}'),
 ('stats_day', $$SELECT popug.stats_day()$$, '{admin,accountant}'),
 ('stats_days', $$SELECT count(*) FROM popug.stats_days(current_date - 1, current_date)$$, '{admin,accountant}'),
 ('stats_most_expensive_task', $$SELECT count(*) FROM popug.stats_most_expensive_task(current_date - 1, current_date)$$, '{admin}');
@@ -145,22 +160,28 @@ INSERT INTO want VALUES
 ('my_tasks', '{}', $$SELECT count(*) FROM popug.task t JOIN popug.account a ON a.id = t.assignee_id WHERE a.login = %L AND a.active$$),
 ('audit_log', '{admin,accountant}', NULL),
 ('my_audit_log', '{}', $$SELECT count(*) FROM popug.payment p JOIN popug.account a ON a.id = p.account_id WHERE a.login = %L AND a.active$$),
+('balances', '{admin,accountant}', NULL),
 ('my_balance', '{}', $$SELECT count(*) FROM popug.account a WHERE a.login = %L AND a.active$$),
 ('mails', '{admin}', $$SELECT count(*) FROM popug.mail m JOIN popug.account a ON a.id = m.account_id WHERE a.login = %L AND a.active$$),
+('dead_letters', '{admin}', NULL),
 ('consumer_lag', '{admin}', NULL),
-('worker_status', '{admin}', NULL);
+('worker_status', '{admin}', NULL),
+('metrics', '{admin}', NULL);
 
 CREATE FUNCTION pg_temp.expect(w want, actor text, login name) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
 	n bigint := 0;
 	base text := CASE w.view
-		WHEN 'accounts' THEN 'account' WHEN 'tasks' THEN 'task'
+		WHEN 'accounts' THEN 'account' WHEN 'balances' THEN 'account' WHEN 'tasks' THEN 'task'
 		WHEN 'audit_log' THEN 'payment' WHEN 'consumer_lag' THEN 'consumer' WHEN 'mails' THEN 'mail'
+		WHEN 'dead_letters' THEN 'dead_letter'
 		WHEN 'worker_status' THEN NULL END;
 BEGIN
 	IF actor = ANY (w.sees_all) THEN
-		IF base IS NULL THEN
+		IF w.view = 'metrics' THEN
+			n := 1;
+		ELSIF base IS NULL THEN
 			SELECT count(*) INTO n FROM popug.worker_status_rows();
 		ELSE
 			EXECUTE format('SELECT count(*) FROM popug.%I', base) INTO n;
@@ -178,7 +199,8 @@ SELECT is((SELECT string_agg(format('%s as %s: %s rows, expected %s', s.view, s.
 		  NULL, 'each role sees in each view what SPEC 9 allows');
 SELECT is((SELECT string_agg(DISTINCT view, ', ') FROM seen WHERE view NOT IN (SELECT view FROM want)),
 		  NULL, 'every popug view is in the matrix');
-SELECT ok((SELECT count(*) FROM popug.payment) > 0 AND (SELECT count(*) FROM popug.task) > 0,
+SELECT ok((SELECT count(*) FROM popug.payment) > 0 AND (SELECT count(*) FROM popug.task) > 0
+		  AND (SELECT count(*) FROM popug.mail) > 0 AND (SELECT count(*) FROM popug.dead_letter) > 0,
 		  'the views had rows to hide');
 
 -- ---- search_path attacks ----

@@ -36,6 +36,8 @@ SELECT popug.payments_apply() > 0 AS applied;
 CALL popug.payout_run(current_date);
 SELECT popug.mail_dispatch(0) >= 0 AS queued;
 SELECT popug.consumer_create('leak_consumer');
+SELECT popug.event_append('TaskCompleted', 9, 'import', NULL, '{"secret": "dead letter"}') IS NOT NULL AS bad;
+SELECT popug.payments_apply() >= 0 AS dead_lettered;
 SET ROLE t_manager;
 SELECT popug.task_create('Open secret ' || i, 'open secret description ' || i) IS NOT NULL FROM generate_series(1, 4) i;
 RESET ROLE;
@@ -108,14 +110,17 @@ END $$;
 CREATE TEMP TABLE probes (view text, col text);
 INSERT INTO probes VALUES
 	('accounts', 'email'), ('accounts', 'login'),
-	('tasks', 'description'), ('tasks', 'title'),
+	('tasks', 'description'), ('tasks', 'title'), ('tasks', 'assignee_login'),
 	('my_tasks', 'description'), ('my_tasks', 'assign_fee'),
-	('my_balance', 'amount'), ('my_balance', 'account_id'),
+	('my_balance', 'amount'), ('my_balance', 'account_id'), ('my_balance', 'login'),
+	('balances', 'amount'), ('balances', 'login'),
 	('my_audit_log', 'description'), ('my_audit_log', 'credit'), ('my_audit_log', 'task_title'),
 	('audit_log', 'description'), ('audit_log', 'login'),
-	('mails', 'to_addr'), ('mails', 'subject'),
+	('mails', 'to_addr'), ('mails', 'subject'), ('mails', 'login'),
+	('dead_letters', 'error'), ('dead_letters', 'payload'),
 	('consumer_lag', 'consumer'),
-	('worker_status', 'worker');
+	('worker_status', 'worker'),
+	('metrics', 'accounts_in_debt'), ('metrics', 'events_total');
 CREATE TEMP TABLE callers (login name);
 INSERT INTO callers VALUES ('t_worker1'), ('t_worker2'), ('t_manager'), ('t_accountant'), ('t_admin'),
 	('t_nobody'), ('t_former');

@@ -92,6 +92,8 @@ SELECT pg_temp.add('null', 'SELECT popug.account_create(%s)', '22004', :'admins'
 SELECT pg_temp.add('null', 'SELECT popug.account_set_role(%s)', '22004', :'admins',
 	$$NULL, 'worker'$$, $$(SELECT w1 FROM ctx), NULL$$);
 SELECT pg_temp.add('null', 'SELECT popug.account_deactivate(%s)', '22004', :'admins', 'NULL');
+SELECT pg_temp.add('null', 'SELECT popug.account_reactivate(%s)', '22004', :'admins', 'NULL');
+SELECT pg_temp.add('null', 'SELECT popug.mail_resend(%s)', '22004', :'admins', 'NULL');
 SELECT pg_temp.add('null', 'SELECT popug.task_create(%s)', '22004', :'users', 'NULL', $$NULL, 'x', 'A-1'$$);
 SELECT pg_temp.add('null', 'SELECT popug.task_complete(%s)', '22004', :'users', 'NULL');
 SELECT pg_temp.add('null', 'SELECT count(*) FROM popug.stats_days(%s)', '22004', :'money',
@@ -106,6 +108,9 @@ SELECT pg_temp.add('unknown', 'SELECT popug.account_set_role(%s)', 'P0002', :'ad
 	$$'00000000-0000-0000-0000-000000000000', 'admin'$$);
 SELECT pg_temp.add('unknown', 'SELECT popug.account_deactivate(%s)', 'P0002', :'admins',
 	$$'00000000-0000-0000-0000-000000000000'$$);
+SELECT pg_temp.add('unknown', 'SELECT popug.account_reactivate(%s)', 'P0002', :'admins',
+	$$'00000000-0000-0000-0000-000000000000'$$);
+SELECT pg_temp.add('unknown', 'SELECT popug.mail_resend(%s)', 'P0002', :'admins', '0', '-1', '9223372036854775807');
 SELECT pg_temp.add('unknown', 'SELECT popug.task_complete(%s)', 'P0002', :'users',
 	$$'00000000-0000-4000-8000-000000000000'$$);
 SELECT pg_temp.add('unknown', 'SELECT popug.account_create(%s)', '42704', :'admins',
@@ -184,7 +189,7 @@ SELECT is(pg_temp.wrong('days'), NULL,
 		  'infinite days, days before 0001 or after 9999 and too long spans are refused with 22023, promptly, by stats_* and payout_*');
 SELECT is(pg_temp.wrong('null'), NULL, 'a NULL where a value is needed: 22004');
 SELECT is(pg_temp.wrong('unknown'), NULL,
-		  'unknown account or task: P0002; a login with no such role: 42704; a login taken: 23505');
+		  'unknown account, task or mail: P0002; a login with no such role: 42704; a login taken: 23505');
 SELECT is(pg_temp.wrong('account'), NULL, 'logins and full names with control or bidi characters, or too long: 22023');
 SELECT is(pg_temp.wrong('email'), NULL,
 		  format('%s malformed, non-ASCII, invisible or overlong email addresses: 22023',

@@ -105,7 +105,7 @@ my $dead_event = $primary->safe_psql('popug',
 	"SELECT event_id FROM popug.dead_letter WHERE consumer = 'accounting'");
 isnt($dead_event, '', 'the unsupported event is a dead letter');
 my %count = map { $_ => $primary->safe_psql('popug', "SELECT count(*) FROM popug.$_") }
-  qw(account task payment payout mail billing_day);
+  qw(account task payment payout mail billing_day dead_letter);
 note(join ', ', map { "$_ $count{$_}" } sort keys %count);
 ok($count{payout} > 0 && $count{mail} == $count{payout}, 'a day was paid out, its mail queued');
 ok( $primary->safe_psql('popug', 'SELECT negative_workers > 0 FROM popug.billing_day') eq 't',
@@ -149,11 +149,15 @@ my @reads = (
 	[ audit_log => 'SELECT * FROM popug.audit_log ORDER BY id' ],
 	[ accounts => 'SELECT * FROM popug.accounts ORDER BY id' ],
 	[ mails => 'SELECT * FROM popug.mails ORDER BY id' ],
+	[ dead_letters => 'SELECT * FROM popug.dead_letters ORDER BY consumer, event_id' ],
 	[ stats_day => 'SELECT * FROM popug.stats_day()' ],
 	[ stats_days => 'SELECT * FROM popug.stats_days(current_date - 3, current_date + 1)' ],
 	[ stats_most_expensive_task =>
 		  'SELECT * FROM popug.stats_most_expensive_task(current_date - 3, current_date + 1)' ],
 	[ consumer_lag => 'SELECT * FROM popug.consumer_lag ORDER BY consumer' ],
+	[ balances => 'SELECT * FROM popug.balances ORDER BY account_id' ],
+	[ metrics => 'SELECT events_total, mails_pending, mails_failed, billing_days_open, tasks_open,'
+		  . ' accounts_in_debt FROM popug.metrics' ],
 	[ worker_status => 'SELECT worker FROM popug.worker_status ORDER BY worker' ],
 	[ worker_pids => 'SELECT count(pid) FROM popug.worker_status' ]);
 
@@ -166,22 +170,27 @@ my %expect = (
 	sb_admin => {
 		whoami => 1, tasks => $count{task}, audit_log => $count{payment},
 		accounts => $count{account}, mails => $count{mail}, stats_day => 1,
-		stats_days => 5, stats_most_expensive_task => 1, consumer_lag => 3 },
+		stats_days => 5, stats_most_expensive_task => 1, consumer_lag => 3,
+		balances => $count{account}, metrics => 1,
+		dead_letters => $count{dead_letter} },
 	sb_manager => {
 		whoami => 1, tasks => $count{task}, audit_log => 0,
 		accounts => $count{account}, mails => 0, stats_day => '42501',
-		stats_most_expensive_task => '42501', consumer_lag => 0 },
+		stats_most_expensive_task => '42501', consumer_lag => 0, balances => 0, metrics => 0,
+		dead_letters => 0 },
 	sb_accountant => {
 		whoami => 1, tasks => 0, audit_log => $count{payment},
 		accounts => $count{account}, stats_day => 1, stats_days => 5,
-		stats_most_expensive_task => '42501', consumer_lag => 0 },
+		stats_most_expensive_task => '42501', consumer_lag => 0,
+		balances => $count{account}, metrics => 0, dead_letters => 0 },
 	sb_worker1 => {
 		whoami => 1, tasks => 0, audit_log => 0, accounts => 1,
 		my_tasks => $n->("popug.task t JOIN popug.account a ON a.id = t.assignee_id"
 			  . " WHERE a.login = 'sb_worker1'"),
 		my_audit_log => $n->("popug.payment p JOIN popug.account a ON a.id = p.account_id"
 			  . " WHERE a.login = 'sb_worker1'"),
-		stats_day => '42501', consumer_lag => 0 },
+		stats_day => '42501', consumer_lag => 0, balances => 0, metrics => 0,
+		dead_letters => 0 },
 	sb_gone => { whoami => '42501', my_tasks => 0, accounts => 0, tasks => 0 },
 	sb_nobody => { whoami => '42501', my_balance => 0, audit_log => 0, mails => 0 });
 
