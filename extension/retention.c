@@ -12,9 +12,10 @@
  *	- makes the next partition, from the end of the last one (or a little
  *	  past the ids handed out, when they have outrun the partitions), unless
  *	  it already lies ahead.  Its width is what the current partition's rate
- *	  fills in a quarter of popug.event_retention (a day when it is 0),
- *	  within [MIN_WIDTH, MAX_WIDTH], so partitions age out in steps of
- *	  about a quarter of the retention;
+ *	  fills in a quarter of popug.event_retention (a day when it is 0, two
+ *	  minutes at least, so that the scheduler's run a minute apart never
+ *	  lets the ids outrun it), within [MIN_WIDTH, MAX_WIDTH], so partitions
+ *	  age out in steps of about a quarter of the retention;
  *	- empties (TRUNCATE) and drops each partition that lies wholly below
  *	  the ids handed out, whose newest event (by id) is older than
  *	  popug.event_retention, and whose events every consumer has consumed:
@@ -53,6 +54,8 @@
 #define ID_SLACK	1000		/* ids a new partition leaves to the default */
 #define LOCK_TIMEOUT "100ms"
 #define DEFAULT_PERIOD_S (24 * 3600)	/* partition period when nothing expires */
+#define MIN_PERIOD_S 120		/* two scheduler runs: a partition made half
+								 * way through its predecessor is not outrun */
 
 int			popug_event_retention = 7 * 24 * 3600;
 
@@ -226,7 +229,7 @@ static int64
 next_width(double rate)
 {
 	double		period = popug_event_retention > 0 ?
-		popug_event_retention / 4.0 : DEFAULT_PERIOD_S;
+		Max(popug_event_retention / 4.0, MIN_PERIOD_S) : DEFAULT_PERIOD_S;
 	double		width = rate * period;
 
 	if (isnan(width) || width < MIN_WIDTH)
