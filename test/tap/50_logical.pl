@@ -5,7 +5,8 @@
 # writing TransactionApplied), transactions are held open and committed in
 # another order than their event ids, one is rolled back and one dies in a
 # crash of the publisher; the subscriber is killed and the publisher is
-# killed and restarted.  The subscriber ends with every committed event
+# killed and restarted, and retention drops what popug's consumers have
+# read.  The subscriber ends with every committed event
 # exactly once, in commit order, and nothing else; pg_recvlogical receives
 # the same events in the same order as JSON.
 use strict;
@@ -122,20 +123,39 @@ $pub->start;
 popug_wait_workers($pub);
 push @expected, probes(3);
 
+# Waits until popug's own consumers have read everything.
+sub settle
+{
+	$pub->poll_query_until('popug',
+		"SELECT count(*) = 2 FROM popug.consumer_lag WHERE consumer IN ('accounting', 'mailer') AND pending = 0")
+	  or die "popug's consumers did not catch up";
+	return;
+}
+
+# A retention rotation: what every consumer has read is dropped on the
+# publisher, the clients stream on.
+my $all = "SELECT string_agg(id::text || ':' || event_id, ',' ORDER BY id) FROM popug.event";
+settle();
+my $before_drop = $pub->safe_psql('popug', $all);
+sleep 2;
+like($pub->safe_psql('popug', "SET popug.event_retention = '1s'; SELECT dropped FROM popug.event_maintenance()"),
+	qr/^(SET\n)?[1-9]/, 'retention drops events on the publisher');
+ok($pub->safe_psql('popug', 'SELECT count(*) FROM popug.event') < scalar(split /,/, $before_drop),
+	'fewer events are left there');
+
 # A clean restart of the publisher, a last round.
 $pub->restart;
 work(5);
 push @expected, probes(4);
-$pub->poll_query_until('popug',
-	"SELECT count(*) = 2 FROM popug.consumer_lag WHERE consumer IN ('accounting', 'mailer') AND pending = 0")
-  or die "popug's consumers did not catch up";
+settle();
 $pub->wait_for_catchup('popug_sub');
 
 # ---- the subscriber: every event once, in commit order ----
 
-my $all = "SELECT string_agg(id::text || ':' || event_id, ',' ORDER BY id) FROM popug.event";
-my $pub_all = $pub->safe_psql('popug', $all);
-ok($pub->safe_psql('popug', 'SELECT count(*) FROM popug.event') > 100, 'the publisher wrote events');
+my %seen;
+my $pub_all = join ',', map { $_->[1] } sort { $a->[0] <=> $b->[0] } map { [ (split /:/)[0], $_ ] }
+  grep { !$seen{$_}++ } split /,/, $before_drop . ',' . $pub->safe_psql('popug', $all);
+ok(scalar(split /,/, $pub_all) > 100, 'the publisher wrote events');
 is($sub->safe_psql('events', $all), $pub_all, 'the subscriber has every committed event and nothing else');
 is($sub->safe_psql('events', 'SELECT count(*) - count(DISTINCT id) FROM popug.event'), '0', 'none twice');
 ok(!$sub->log_contains('duplicate key'), 'no event was delivered twice');
@@ -147,9 +167,8 @@ is($sub->safe_psql('events', q{
 	SELECT count(*) FROM (SELECT txid FROM popug.event GROUP BY txid
 						  HAVING max(received) - min(received) + 1 <> count(*)) t}),
 	'0', "each transaction's events arrive together");
-is($sub->safe_psql('events', q{SELECT count(*) FROM popug.event WHERE event_name = 'TransactionApplied'}),
-	$pub->safe_psql('popug', q{SELECT count(*) FROM popug.event WHERE event_name = 'TransactionApplied'}),
-	"the accounting worker's events too");
+ok($sub->safe_psql('events', q{SELECT count(*) FROM popug.event WHERE event_name = 'TransactionApplied'}) > 0,
+	"the accounting worker's events among them");
 
 # ---- pg_recvlogical with wal2json: the same events, as JSON ----
 
