@@ -218,10 +218,13 @@ COMMENT ON FUNCTION popug.event_maintenance() IS
 
 -- Events out by logical replication: the publication popug_events, as
 -- extension/sql/20_events.sql creates it (see there).
-SET client_min_messages = error;	-- no warning where wal_level is below logical
+-- No warning, to the client or the log, where wal_level is below logical.
+SET client_min_messages = error;
+SET log_min_messages = error;
 DROP PUBLICATION IF EXISTS popug_events;
 CREATE PUBLICATION popug_events FOR TABLE popug.event
 	WITH (publish = 'insert', publish_via_partition_root = true);
+RESET log_min_messages;
 SET client_min_messages = warning;
 
 -- Metrics (monitoring): worker_status counts each worker's failed passes,

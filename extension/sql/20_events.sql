@@ -194,8 +194,11 @@ COMMENT ON TABLE popug.origin IS
 -- publication cannot belong to an extension: DROP EXTENSION leaves it
 -- behind, empty, and pg_dump dumps it (take dumps with --no-publications,
 -- see README); creating the extension again replaces it.
-SET client_min_messages = error;	-- no warning where wal_level is below logical
+-- No warning, to the client or the log, where wal_level is below logical.
+SET client_min_messages = error;
+SET log_min_messages = error;
 DROP PUBLICATION IF EXISTS popug_events;
 CREATE PUBLICATION popug_events FOR TABLE popug.event
 	WITH (publish = 'insert', publish_via_partition_root = true);
+RESET log_min_messages;
 SET client_min_messages = warning;

@@ -65,8 +65,9 @@ SELECT is(ARRAY[pg_temp.m('mails_pending'), pg_temp.m('mails_failed'), round(pg_
 INSERT INTO popug.event (event_name, event_version, producer, payload, occurred_at)
 VALUES ('Old', 1, 'test', '{}', now() - interval '1 hour');
 INSERT INTO popug.consumer (name, snap_lo) VALUES ('metric_all', '1:1:'), ('metric_now', pg_current_snapshot());
-INSERT INTO popug.dead_letter (consumer, event_id, event, error, retried_at)
-VALUES ('metric_all', gen_random_uuid(), 1, 'bad', NULL), ('metric_all', gen_random_uuid(), 2, 'bad', now());
+INSERT INTO popug.dead_letter (consumer, event_id, event, error, retried_at, event_name, event_version, producer, occurred_at, payload)
+VALUES ('metric_all', gen_random_uuid(), 1, 'bad', NULL, 'Old', 1, 'test', now(), '{}'),
+	   ('metric_all', gen_random_uuid(), 2, 'bad', now(), 'Old', 1, 'test', now(), '{}');
 SET ROLE t_admin;
 CREATE TEMP TABLE lag AS SELECT * FROM popug.consumer_lag;
 RESET ROLE;
