@@ -123,19 +123,10 @@ $pub->start;
 popug_wait_workers($pub);
 push @expected, probes(3);
 
-# Waits until popug's own consumers have read everything.
-sub settle
-{
-	$pub->poll_query_until('popug',
-		"SELECT count(*) = 2 FROM popug.consumer_lag WHERE consumer IN ('accounting', 'mailer') AND pending = 0")
-	  or die "popug's consumers did not catch up";
-	return;
-}
-
 # A retention rotation: what every consumer has read is dropped on the
 # publisher, the clients stream on.
 my $all = "SELECT string_agg(id::text || ':' || event_id, ',' ORDER BY id) FROM popug.event";
-settle();
+popug_settle($pub);
 my $before_drop = $pub->safe_psql('popug', $all);
 sleep 2;
 like($pub->safe_psql('popug', "SET popug.event_retention = '1s'; SELECT dropped FROM popug.event_maintenance()"),
@@ -147,7 +138,7 @@ ok($pub->safe_psql('popug', 'SELECT count(*) FROM popug.event') < scalar(split /
 $pub->restart;
 work(5);
 push @expected, probes(4);
-settle();
+popug_settle($pub);
 $pub->wait_for_catchup('popug_sub');
 
 # ---- the subscriber: every event once, in commit order ----

@@ -79,15 +79,6 @@ sub partitions
 		 ORDER BY substr(c.relname, 7)::bigint});
 }
 
-# Waits until popug's own consumers have read everything.
-sub settle
-{
-	$node->poll_query_until('popug',
-		"SELECT count(*) = 2 FROM popug.consumer_lag WHERE consumer IN ('accounting', 'mailer') AND pending = 0")
-	  or die "popug's consumers did not catch up";
-	return;
-}
-
 maint();
 my ($p1) = partitions();
 ok(defined $p1, 'a partition is made ahead of the ids');
@@ -120,11 +111,11 @@ my @ext = drain('ext');
 ok(!grep({ $_ == $held } @ext), 'ext read past the open transaction');
 # every event since ext was created but the held one, before anything is dropped
 my $all = sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM popug.event WHERE id > $setup_max");
-settle();
+popug_settle($node);
 sleep 2;
 is(maint(), '0', 'nothing is dropped: lag has read nothing');
 drain('lag');
-settle();
+popug_settle($node);
 sleep 2;
 is(maint(), '1', 'once every consumer has read it, event_default is emptied');
 is(sql('SELECT count(*) FROM popug.event_default'), '0', 'event_default is empty');
@@ -143,7 +134,7 @@ ok((grep { $_ == $held } @lag), 'lag gets it too');
 # Every consumer has everything; the first partition and event_default go.
 $node->poll_query_until('popug', "SELECT count(*) = 1 FROM popug.dead_letter WHERE event_id = '$ghost_event'")
   or die 'the ghost event did not become a dead letter';
-settle();
+popug_settle($node);
 sleep 2;
 is(maint(), '1', 'now the first partition goes');
 ok(!(grep { $_ eq $p1 } partitions()), 'the first partition is dropped');
@@ -174,7 +165,7 @@ my $p2_hi = sql("SELECT (regexp_match(pg_get_expr(relpartbound, oid), 'TO \\(''?
 sql("SELECT setval('popug.event_id_seq', $p2_hi + 10)");
 append(100, 'more');
 drain($_) for qw(ext lag fresh);
-settle();
+popug_settle($node);
 $node->safe_psql('popug', "ALTER SYSTEM SET popug.event_retention = '1s'; SELECT pg_reload_conf()");
 ok($node->poll_query_until('popug', "SELECT to_regclass('popug.$parts[1]') IS NULL"),
 	'the scheduler worker drops the second partition by itself');

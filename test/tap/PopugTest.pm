@@ -12,7 +12,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Exporter 'import';
 
-our @EXPORT = qw(popug_node popug_create popug_wait_workers popug_fingerprint popug_invariants_hold);
+our @EXPORT = qw(popug_node popug_create popug_wait_workers popug_settle popug_fingerprint popug_invariants_hold);
 
 # popug_node(NAME, install_path => DIR, init => {...}, conf => "lines"):
 # an initialized, not yet started node with popug preloaded.
@@ -50,6 +50,18 @@ sub popug_wait_workers
 	$node->poll_query_until($db,
 		"SELECT count(*) = 4 FROM popug.worker_status WHERE pid IS NOT NULL AND state NOT LIKE 'waiting%' AND state <> 'starting'")
 	  or die 'popug workers did not start: ' . $node->safe_psql($db, 'SELECT * FROM popug.worker_status');
+	return;
+}
+
+# popug_settle(NODE, DB = 'popug'): waits until popug's own consumers
+# (accounting, mailer) have read every committed event.
+sub popug_settle
+{
+	my ($node, $db) = @_;
+	$db //= 'popug';
+	$node->poll_query_until($db,
+		"SELECT count(*) = 2 FROM popug.consumer_lag WHERE consumer IN ('accounting', 'mailer') AND pending = 0")
+	  or die "popug's consumers did not catch up";
 	return;
 }
 
