@@ -44,6 +44,7 @@ SELECT c.relname, c.reloptions
 DROP EXTENSION popug;
 SELECT count(*) AS schemas_left FROM pg_namespace WHERE nspname = 'popug';
 SELECT count(*) AS types_left FROM pg_type WHERE typname = 'role' AND typnamespace::regnamespace::text = 'popug';
+SELECT count(*) AS publications_left FROM pg_publication WHERE pubname = 'popug_events';
 CREATE EXTENSION popug;
 -- what a superuser without an account sees
 SELECT popug.whoami();

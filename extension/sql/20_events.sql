@@ -190,15 +190,22 @@ COMMENT ON TABLE popug.origin IS
 -- (CREATE SUBSCRIPTION, Debezium with pgoutput) streams the new events in
 -- commit order.  Inserts only: no event is ever updated, and rows a
 -- retention drops are not "deleted" for subscribers.  Through the root, so
--- that a subscriber sees one table however popug.event is stored.  A
--- publication cannot belong to an extension: DROP EXTENSION leaves it
--- behind, empty, and pg_dump dumps it (take dumps with --no-publications,
--- see README); creating the extension again replaces it.
+-- that a subscriber sees one table however popug.event is stored.
 -- No warning, to the client or the log, where wal_level is below logical.
 SET client_min_messages = error;
 SET log_min_messages = error;
 DROP PUBLICATION IF EXISTS popug_events;
 CREATE PUBLICATION popug_events FOR TABLE popug.event
 	WITH (publish = 'insert', publish_via_partition_root = true);
+-- pg_dump leaves out what belongs to an extension, which CREATE EXTENSION
+-- makes again.  ALTER EXTENSION ADD knows no publications, so the
+-- membership is recorded as PostgreSQL records it for the objects it
+-- knows: pg_dump then leaves the publication out (a restore makes it with
+-- the extension instead of clashing with it), and DROP EXTENSION drops it.
+INSERT INTO pg_catalog.pg_depend (classid, objid, objsubid, refclassid, refobjid, refobjsubid, deptype)
+SELECT 'pg_catalog.pg_publication'::pg_catalog.regclass, p.oid, 0,
+	   'pg_catalog.pg_extension'::pg_catalog.regclass, e.oid, 0, 'e'
+  FROM pg_catalog.pg_publication p, pg_catalog.pg_extension e
+ WHERE p.pubname OPERATOR(pg_catalog.=) 'popug_events' AND e.extname OPERATOR(pg_catalog.=) 'popug';
 RESET log_min_messages;
 SET client_min_messages = warning;
