@@ -294,9 +294,6 @@ class Sim:
         seq = list(seq)
         return self.rnd.choice(seq) if seq else None
 
-    def su(self, sql, args=None):
-        return q(sql, args)
-
     def call(self, login, sql, args=None, tx=True, crash=None, setup=()):
         """Runs sql as login; with tx, inside BEGIN/COMMIT after taking a
         transaction id.  crash: a function run in its middle that kills."""
@@ -419,7 +416,7 @@ class Sim:
     def op_account_create(self, crash=None, role=None):
         k = self.uniq()
         login = "sim_%d" % k
-        self.su("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN"
+        q("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN"
                 " CREATE ROLE %s LOGIN; END IF; END$$" % (login, login))
         role = role or self.rnd.choices(ROLES, (2, 2, 1, 8))[0]
         email = ("fail5xx-%d@example.com" if self.rnd.random() < 0.15 else "u%d@example.com") % k
@@ -565,16 +562,15 @@ class Sim:
         tid = str(uuid.UUID(int=self.rnd.getrandbits(128), version=4))
         fee = Decimal(self.rnd.randint(1000, 2000)) / 100
         reward = Decimal(self.rnd.randint(2000, 4000)) / 100
-        bad = self.rnd.random() < 0.3
+        bad = None      # the index of the malformed event, if any
         events = [("TaskCreated", 1, {"task_id": tid, "title": "[OLD-%d] legacy %d" % (k, k), "description": "",
                                       "assign_fee": fee, "complete_reward": reward, "created_by": acc.id}),
                   ("TaskAssigned", 1, {"task_id": tid, "assignee_id": acc.id, "previous_assignee_id": None,
                                        "assign_fee": fee, "reason": "create"})]
-        done = self.rnd.random() < 0.5
-        if done:
+        if self.rnd.random() < 0.5:
             events.append(("TaskCompleted", 1, {"task_id": tid, "assignee_id": acc.id, "complete_reward": reward}))
-        if bad:     # one of the money events is malformed
-            i = self.rnd.randrange(1, len(events))
+        if self.rnd.random() < 0.3:     # one of the money events is malformed
+            bad = i = self.rnd.randrange(1, len(events))
             key = "assign_fee" if events[i][0] == "TaskAssigned" else "complete_reward"
             how = self.rnd.choice(["nan", "range", "cents", "unknown", "missing", "version"])
             p = dict(events[i][2])
@@ -606,17 +602,14 @@ class Sim:
         t = Task(tid, fee, reward, None, imported=True)
         t.created_at = q1("SELECT occurred_at FROM popug.event WHERE id = %s", (got[0][0],))
         self.tasks[tid] = t
-        for e, (name, ver, p) in zip(got, events):
-            if bad and p is events[i][2] and name != "TaskCreated":
+        for i, (e, (name, ver, p)) in enumerate(zip(got, events)):
+            if i == bad:
                 self.dead.add(e[1])
             elif name == "TaskAssigned":
                 self.assign(t, acc.id, e[1])
             elif name == "TaskCompleted":
-                t.status = "done"
                 self.payments[pay_id(e[1], "complete_reward", acc.id)] = (acc.id, tid, "complete_reward", 0, reward,
                                                                            e[1])
-        if done:
-            t.status = "done"
 
     def op_payments_apply(self, crash=None):
         by = self.pick(self.active())
@@ -720,28 +713,30 @@ class Sim:
         return True
 
     def op_consume(self, crash=None):
+        """The external consumer 'sim' reads a batch (again) or acknowledges it."""
         admin = self.pick(self.active("admin"))
-        if admin is None:
-            return
         if self.batch is None or self.ack_unknown or self.rnd.random() < 0.3:
-            out = self.call(admin.login, "SELECT id, event_id::text, aggregate_id::text FROM popug.events_read('sim', %s)",
-                            (self.rnd.choice([1, 7, 50, 500]),), tx=False, crash=crash)
-            if out.kind != "ok":
-                check(out.code == "crash", "events_read works", out)
-                return
-            ids = [r[0] for r in out.rows]
-            if self.ack_unknown:    # the ack was cut short: did it commit?
-                prev = [r[0] for r in self.batch]
-                if ids[:len(prev)] == prev and prev:
-                    pass            # the same batch again: it did not
-                else:
-                    self.delivered += self.batch
-                self.ack_unknown = False
-            elif self.batch is not None:
-                check(ids == [r[0] for r in self.batch], "events_read hands out the same batch until acked",
-                      (ids[:5], [r[0] for r in self.batch][:5]))
-            self.batch = out.rows
+            self.read_batch(admin, self.rnd.choice([1, 7, 50, 500]), crash)
+        else:
+            self.ack(admin, crash)
+
+    def read_batch(self, admin, n, crash=None):
+        out = self.call(admin.login, "SELECT id, event_id::text, aggregate_id::text FROM popug.events_read('sim', %s)",
+                        (n,), tx=False, crash=crash)
+        if out.kind != "ok":
+            check(out.code == "crash", "events_read works", out)
             return
+        ids = [r[0] for r in out.rows]
+        if self.ack_unknown:        # an ack cut short committed unless the same batch comes again
+            if ids != [r[0] for r in self.batch]:
+                self.delivered += self.batch
+            self.ack_unknown = False
+        elif self.batch is not None:
+            check(ids == [r[0] for r in self.batch], "events_read hands out the same batch until it is acknowledged",
+                  (ids[:5], [r[0] for r in self.batch][:5]))
+        self.batch = out.rows
+
+    def ack(self, admin, crash=None):
         out = self.call(admin.login, "SELECT popug.events_ack('sim')", tx=False, crash=crash)
         if out.kind == "ok":
             check(out.rows[0][0] == len(self.batch), "events_ack returns the batch's size", (out.rows, len(self.batch)))
@@ -867,8 +862,7 @@ class Sim:
         if os.path.exists(RECORD):
             os.unlink(RECORD)
         self.smtp.set("ok")
-        for k, v in (("payout_at", ""), ("smtp_url", "smtp://127.0.0.1:%d" % self.smtp.port),
-                     ("mail_retry_base", "1"), ("mail_max_attempts", "4"), ("smtp_timeout", "2000")):
+        for k, v in self.settings().items():
             q("ALTER SYSTEM SET popug.%s = %%s" % k, (v,))
         q("SELECT pg_reload_conf()")
         q("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sim_none') THEN"
@@ -883,11 +877,18 @@ class Sim:
         out = self.call(admin.login, "SELECT popug.consumer_create('sim', true)")
         check(out.kind == "ok", "the external consumer is created", out)
 
+    def settings(self):
+        """popug's settings for the run: no scheduled payout (the driver
+        pays), the SMTP server, quick retries (check_mail knows the 4)."""
+        return {"payout_at": "", "smtp_url": "smtp://127.0.0.1:%d" % self.smtp.port, "mail_retry_base": "1",
+                "mail_max_attempts": "4", "smtp_timeout": "2000"}
+
     def teardown(self):
         self.smtp.set("down")
-        for k in ("payout_at", "smtp_url", "mail_retry_base", "mail_max_attempts", "smtp_timeout"):
+        for k in self.settings():
             q("ALTER SYSTEM RESET popug.%s" % k)
         q("SELECT pg_reload_conf()")
+        q("DROP TABLE IF EXISTS public.sim_marker")
         self.conns.drop()
 
     OPS = (("op_account_create", 3), ("op_set_role", 2), ("op_deactivate", 1), ("op_task_create", 20),
@@ -931,6 +932,7 @@ class Sim:
                         self.full_check()
                 self.full_check(final=True)
                 self.epochs += 1
+                note("epoch %d: %d steps, %d crashes so far" % (self.epochs, self.steps, sum(self.crashes.values())))
         finally:
             self.teardown()
 
@@ -1152,33 +1154,15 @@ class Sim:
         if not final:
             return
         admin = self.active("admin")[0]
-        for _ in range(10000):
-            self.op_consume_all(admin)
-            if self.batch == []:
+        while True:
+            self.read_batch(admin, 1000)
+            if not self.batch:
                 break
+            self.ack(admin)
         ids = [r[0] for r in self.delivered]
         allids = [r[0] for r in q("SELECT id FROM popug.event ORDER BY id")]
         check(sorted(ids) == allids, "the external consumer got every event exactly once",
               (len(ids), len(allids), sorted(set(allids) - set(ids))[:5]))
-
-    def op_consume_all(self, admin):
-        out = self.call(admin.login, "SELECT id, event_id::text, aggregate_id::text FROM popug.events_read('sim', 1000)",
-                        tx=False)
-        check(out.kind == "ok", "events_read works", out)
-        if self.batch is not None and not self.ack_unknown:
-            check([r[0] for r in out.rows] == [r[0] for r in self.batch], "the same batch until acked")
-        elif self.ack_unknown:
-            prev = [r[0] for r in self.batch]
-            if not (prev and [r[0] for r in out.rows][:len(prev)] == prev):
-                self.delivered += self.batch
-            self.ack_unknown = False
-        self.batch = out.rows
-        if out.rows:
-            self.call(admin.login, "SELECT popug.events_ack('sim')", tx=False)
-            self.delivered += self.batch
-            self.batch = None
-        else:
-            self.batch = []
 
 
 def jdump(p):
