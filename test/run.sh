@@ -6,6 +6,8 @@
 #
 #   POPUG_TESTS="t/10_identity.sql integration/events_order.sh"  run only these
 #   POPUG_KEEP=1   leave the cluster's directory (logs) behind
+#   POPUG_SIM_SECONDS, POPUG_SIM_STEPS, POPUG_SIM_SEED   a longer, or a replayed,
+#                  randomized run with crashes (see test/sim/sim.py)
 #   POPUG_SANITIZE=1   build popug with AddressSanitizer and UBSan, run the
 #                  server with their runtime, and fail on any report (make
 #                  sanitize; slower, so not part of make test)

@@ -1140,6 +1140,18 @@ class Sim:
                            and sum((v for day, v in per[a.id].items() if day <= d), Decimal(0)) < 0)
             want = (d, fees - rewards, negw, fees, rewards, payouts, created[d], completed)
             check(tuple(r) == want, "stats of %s" % d, (tuple(r), want))
+        # the most expensive task: the highest reward credited in the range
+        # (ties: the first credited, then the lowest task id)
+        admin = self.pick(self.active("admin"))
+        out = self.call(admin.login, "SELECT task_id::text, complete_reward FROM popug.stats_most_expensive_task(%s, %s)",
+                        (lo, hi), tx=False)
+        check(out.kind == "ok", "stats_most_expensive_task works", out)
+        paid = [(-credit, at, task) for task, credit, at in q(
+            "SELECT task_id::text, credit, occurred_at FROM popug.payment"
+            " WHERE kind = 'complete_reward' AND billing_day BETWEEN %s AND %s", (lo, hi))]
+        got = [tuple(r) for r in out.rows if r != (None, None)]
+        want = [(min(paid)[2], -min(paid)[0])] if paid else []
+        check(got == want, "the most expensive task of %s..%s" % (lo, hi), (got, want))
 
     def check_consumer(self, final):
         """SPEC 3: the external consumer never skips or repeats an event
