@@ -295,8 +295,9 @@ class Sim:
         return self.rnd.choice(seq) if seq else None
 
     def call(self, login, sql, args=None, tx=True, crash=None, setup=()):
-        """Runs sql as login; with tx, inside BEGIN/COMMIT after taking a
-        transaction id.  crash: a function run in its middle that kills."""
+        """Runs sql as login; with tx, inside BEGIN/COMMIT after inserting
+        the transaction's marker row (see setup()).  crash: a function run
+        in its middle that kills; setup: statements run first."""
         try:
             c = self.conns.get(login)
         except psycopg2.OperationalError as e:
@@ -734,7 +735,7 @@ class Sim:
         elif self.batch is not None:
             check(ids == [r[0] for r in self.batch], "events_read hands out the same batch until it is acknowledged",
                   (ids[:5], [r[0] for r in self.batch][:5]))
-        self.batch = out.rows
+        self.batch = out.rows or None   # an empty read is no batch: the next read may have events
 
     def ack(self, admin, crash=None):
         out = self.call(admin.login, "SELECT popug.events_ack('sim')", tx=False, crash=crash)
