@@ -46,6 +46,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 from decimal import Decimal
 
@@ -898,6 +899,8 @@ class Sim:
            ("op_dead_letter_retry", 1), ("op_bad", 8))
 
     def step(self):
+        if not self.active("admin"):
+            self.op_account_create(role="admin")    # by the superuser, as at the start
         if self.rnd.random() < CRASH_P:
             self.fault()
             self.full_check()
@@ -913,8 +916,6 @@ class Sim:
             name = "op_account_create"
         self.ops[name] += 1
         getattr(self, name)()
-        if not self.active("admin"):
-            self.op_account_create(role="admin")    # by the superuser, as at the start
 
     def run(self, steps, seconds):
         """Epochs of EPOCH steps, each on a fresh popug: billing days can
@@ -1207,6 +1208,8 @@ def main():
             failure = None
         except Failure as e:
             failure = e
+        except Exception as e:     # the driver's own fault: still a failed run, with its seed
+            failure = "%s\n%s" % (e, traceback.format_exc())
         note("seed %d: %d steps, %d crashes, %d refused calls, %.0f s" %
              (seed, sim.steps, sum(sim.crashes.values()), sim.refused, time.time() - t0))
         for k, v in sorted(sim.crashes.items()):
