@@ -898,9 +898,14 @@ class Sim:
            ("op_payout", 4), ("op_mail_dispatch", 4), ("op_smtp", 1), ("op_consume", 8),
            ("op_dead_letter_retry", 1), ("op_bad", 8))
 
-    def step(self):
+    def ensure_admin(self):
+        """An active admin, made by the superuser as at the start if none is
+        left: the steps and the checks act as one."""
         if not self.active("admin"):
-            self.op_account_create(role="admin")    # by the superuser, as at the start
+            self.op_account_create(role="admin")
+
+    def step(self):
+        self.ensure_admin()
         if self.rnd.random() < CRASH_P:
             self.fault()
             self.full_check()
@@ -947,6 +952,7 @@ class Sim:
               "accounting and the mailer catch up")
 
     def full_check(self, final=False):
+        self.ensure_admin()
         self.quiet()
         self.check_state()
         self.check_money()
