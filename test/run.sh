@@ -8,6 +8,8 @@
 #   POPUG_TESTS="sql/00_install.sql specs/tasks_shuffle_shuffle.spec t/10_identity.sql
 #                integration/10_events.py tap/10_upgrade.pl"  run only these
 #   POPUG_KEEP=1   leave the cluster's directory (logs) behind
+#   POPUG_SIM_SECONDS, POPUG_SIM_STEPS, POPUG_SIM_SEED   a longer, or a replayed,
+#                  randomized run with crashes (see test/sim/sim.py)
 #   POPUG_SANITIZE=1   build popug with AddressSanitizer and UBSan, run the
 #                  server with their runtime, and fail on any report (make
 #                  sanitize; slower, so not part of make test)
@@ -168,14 +170,16 @@ for f in test/t/*.sql; do
 done
 
 # Integration scripts (bash or Python, in name order by kind): TAP output, several connections, the workers,
-# real crashes.  Each leaves the cluster running.
+# real crashes.  Each leaves the cluster running.  Then the model-based
+# randomized run with crashes (test/sim), which kills and restarts this
+# cluster; POPUG_SIM_SECONDS makes it longer (and its time limit with it).
 log "integration"
-for f in test/integration/*.sh test/integration/*.py; do
+for f in test/integration/*.sh test/integration/*.py test/sim/sim.py; do
 	[ -e "$f" ] || continue
-	selected "integration/$(basename "$f")" || continue
+	selected "${f#test/}" || continue
 	out=$WORK/$(basename "$f").out
 	case "$f" in *.py) runner=$PYTHON ;; *) runner=bash ;; esac
-	timeout 900 prove -v --exec "$runner" "$f" >"$out" 2>&1
+	timeout $((900 + ${POPUG_SIM_SECONDS:-0})) prove -v --exec "$runner" "$f" >"$out" 2>&1
 	count "$f" "$out" $?
 	cluster_wait || { cluster_start; cluster_wait; }
 done
