@@ -1136,8 +1136,20 @@ class Sim:
                 m[2] += debit
             per[acc][day] += credit - debit
         rows = dict((r[0], r) for r in q("SELECT day, closed_at IS NOT NULL, negative_workers FROM popug.billing_day"))
-        created = collections.Counter(t.created_at.astimezone(datetime.timezone.utc).date()
-                                      for t in self.tasks.values())
+        # tasks_created counts a task on the billing day accounting learned
+        # of it (popug.ledger_task), the day its creation fee counts on:
+        # which day that is depends on the workers' timing, so the model
+        # checks that accounting knows exactly its tasks, each on the day of
+        # its creation fee, and counts them by that day
+        ledger = dict(q("SELECT task_id::text, billing_day FROM popug.ledger_task"))
+        check(set(ledger) == set(self.tasks), "accounting knows exactly the model's tasks",
+              (sorted(set(ledger) ^ set(self.tasks))[:5]))
+        fee_day = dict(q("SELECT DISTINCT ON (task_id) task_id::text, billing_day FROM popug.payment"
+                         " WHERE kind = 'assign_fee' ORDER BY task_id, occurred_at, billing_day"))
+        wrong = [(t, ledger[t], fee_day[t]) for t in ledger
+                 if t in fee_day and not self.tasks[t].imported and ledger[t] != fee_day[t]]
+        check(not wrong, "a task counts on the day of its creation fee", wrong[:5])
+        created = collections.Counter(ledger.values())
         for r in out.rows:
             d = r[0]
             fees, rewards, payouts, completed = money[d]
