@@ -33,8 +33,13 @@
  * is tried under a short lock_timeout, so that producers queued behind it
  * wait no longer than that, and left for the next run when it times out (a
  * long transaction, a report or a pg_dump holds it off).  Whether a
- * partition is consumed is checked again under its lock: a transaction
- * that had drawn an id in it has committed by then.
+ * partition is consumed is checked again under its lock.  An event is
+ * written under popug.event's lock, which its transaction keeps, and its
+ * id is drawn before its partition is locked: one drawn in a partition
+ * being emptied is written after the TRUNCATE, into the emptied partition,
+ * whose drop then waits for that transaction; the next run finds it there.
+ * No partition is attached under a transaction that has written events
+ * (see change()).
  *
  *-------------------------------------------------------------------------
  */
@@ -165,11 +170,16 @@ typedef struct Change
 /*
  * Makes, empties or drops a partition (see the top of this file).  A new
  * partition is made apart, with the primary key and txid index every
- * partition has (see extension/sql/20_events.sql), and attached, which takes popug.event's SHARE
- * UPDATE EXCLUSIVE lock only (and event_default's, to check it holds none
- * of its ids), so producers and consumers go on meanwhile.  Emptying takes
- * the partition's lock only; dropping takes popug.event's ACCESS EXCLUSIVE
- * lock, which every transaction that wrote or read events holds off.
+ * partition has (see extension/sql/20_events.sql), and attached under
+ * popug.event's SHARE lock, which waits for the transactions that have
+ * written events: such a transaction routes its later events by the
+ * partitions it knew, so one attached under it would send an event of the
+ * new range to event_default and fail its partition constraint.  Readers
+ * go on meanwhile (those that read event_default hold the attach off, as
+ * it takes that partition's lock to check it holds none of its ids).
+ * Emptying takes the partition's lock only; dropping takes popug.event's
+ * ACCESS EXCLUSIVE lock, which every transaction that wrote or read events
+ * holds off.
  */
 static void
 change(void *arg)
@@ -182,6 +192,7 @@ change(void *arg)
 		case MAKE:
 			run(psprintf("CREATE TABLE popug.%s (LIKE popug.event, PRIMARY KEY (id))", name));
 			run(psprintf("CREATE INDEX ON popug.%s (txid)", name));
+			run("LOCK TABLE popug.event IN SHARE MODE");
 			run(psprintf("ALTER TABLE popug.event ATTACH PARTITION popug.%s"
 						 " FOR VALUES FROM (" INT64_FORMAT ") TO (" INT64_FORMAT ")",
 						 name, c->lo, c->hi));

@@ -7,7 +7,8 @@
 # lags or the open transaction's event is unread; a dead letter is replayed
 # from its own copy after its event is gone; a consumer created from the
 # start reads what is kept; and the scheduler worker drops partitions by
-# itself.
+# itself.  No partition is attached under an open transaction that wrote
+# events, whose later events past the partitions are then accepted.
 use strict;
 use warnings;
 
@@ -93,6 +94,9 @@ append(2000, 'before');
 is(sql("SELECT count(*) FILTER (WHERE tableoid <> 'popug.$p1'::regclass) || ' ' || (count(*) > 0) FROM popug.event WHERE id >= $p1_lo"),
 	'0 true', 'the ids it covers land in it');
 
+append(4500, 'fill');
+maint();
+
 # T1 writes an event in the first partition and stays open while later
 # ids fill it and the next one, and consumers read past it.
 my $t1 = $node->background_psql('popug');
@@ -100,8 +104,6 @@ $t1->query_safe('BEGIN');
 my $held = $t1->query_safe("SELECT popug.event_append('Probe', 1, 'r', NULL, '{\"tag\": \"held\"}')");
 chomp $held;
 ok($held >= $p1_lo && $held < $p1_lo + 10000, 'the held event is in the first partition');
-append(4500, 'fill');
-maint();
 append(8000, 'past');
 my @parts = partitions();
 is(scalar(@parts), 2, 'the first partition half used, the next one was made');
@@ -170,5 +172,33 @@ $node->safe_psql('popug', "ALTER SYSTEM SET popug.event_retention = '1s'; SELECT
 ok($node->poll_query_until('popug', "SELECT to_regclass('popug.$parts[1]') IS NULL"),
 	'the scheduler worker drops the second partition by itself');
 ok(scalar(partitions()) >= 1, 'and keeps a partition ahead');
+
+# A transaction that has written events stays open while the ids outrun
+# the partitions, and goes on writing events past their end.  The next
+# partition is not attached under it (its later events would find a
+# partition it does not know of, and fail): the maintenance leaves it for
+# a run after the transaction ends.
+$node->safe_psql('popug', "ALTER SYSTEM RESET popug.event_retention; SELECT pg_reload_conf()");
+my $last = (partitions())[-1];
+my $top = sql("SELECT (regexp_match(pg_get_expr(relpartbound, oid), 'TO \\(''?([0-9]+)'))[1] FROM pg_class WHERE relname = '$last'");
+sql("SELECT setval('popug.event_id_seq', $top - 10)");
+my $t2 = $node->background_psql('popug');
+$t2->query_safe('BEGIN');
+$t2->query_safe("SELECT popug.event_append('Probe', 1, 'r', NULL, '{\"tag\": \"open\"}')");
+sql("SELECT setval('popug.event_id_seq', $top + 10)");
+is(sql("SET ROLE r_admin; SELECT created FROM popug.event_maintenance()"), '0',
+	'no partition is attached while a transaction that wrote events is open');
+# ids drawn elsewhere meanwhile, past where that partition would have begun
+sql("SELECT setval('popug.event_id_seq', $top + 5000)");
+$t2->query("SELECT popug.event_append('Probe', 1, 'r', NULL, '{\"tag\": \"open\"}')");
+is($t2->{stderr}, '', 'its later event past the partitions is accepted');
+$t2->query_safe('COMMIT');
+$t2->quit;
+is(sql(q{SELECT count(*) FROM popug.event WHERE payload->>'tag' = 'open'}), '2', 'both its events are kept');
+sql("SET ROLE r_admin; SELECT popug.event_maintenance()");
+is(sql("SELECT count(*) FROM popug.event e WHERE e.tableoid = 'popug.$last'::regclass AND payload->>'tag' = 'open'"), '1',
+	'its first event is in the last partition');
+ok((grep { substr($_, 6) > $top } partitions()),
+	'once it has ended, the next partition is made');
 
 done_testing();
