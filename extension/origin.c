@@ -2,8 +2,9 @@
  *
  * origin.c
  *		What a call checks about the database before it runs: that the
- *		installed SQL is the version this library serves, and that the
- *		transaction ids stored with events belong to this cluster.
+ *		installed SQL is the version this library serves, that the
+ *		transaction ids stored with events belong to this cluster, and
+ *		that the publication popug_events belongs to the extension.
  *
  * Version.  After a package upgrade the new library can meet a database
  * still at an older version (until ALTER EXTENSION popug UPDATE).  Calls
@@ -33,6 +34,14 @@
  * consumed, and an open window is closed at its acknowledged position (a
  * batch read but not acknowledged is handed out again, as after a crash).
  *
+ * Publication.  popug_events is a member of the extension: the install
+ * script records the membership as ALTER EXTENSION ADD would (it knows no
+ * publications), so that pg_dump leaves it out and DROP EXTENSION drops
+ * it.  pg_upgrade's dump recreates each member on its own and makes it a
+ * member again with ALTER EXTENSION ADD, which the publication does not
+ * get: it arrives as an ordinary publication.  The first call that finds
+ * it so records the membership again, under the publication's lock.
+ *
  * Locking: the origin row FOR UPDATE, then popug.event in SHARE mode (no
  * event is written meanwhile) and the consumer rows FOR UPDATE.  Every
  * call that can write an event passes here first, so no event written in
@@ -49,10 +58,15 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/dependency.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_publication.h"
+#include "commands/extension.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
@@ -62,6 +76,10 @@
 
 static bool version_ok = false;
 static bool origin_ok = false;
+static bool publication_ok = false;
+
+/* The transaction that last made popug_events a member, in this backend. */
+static LocalTransactionId publication_made = InvalidLocalTransactionId;
 
 /*
  * The installed version of extension popug (palloc'd), or NULL when it is
@@ -253,9 +271,49 @@ check_origin(void)
 }
 
 /*
+ * Makes popug_events a member of extension popug again where pg_upgrade
+ * left it an ordinary publication (see the top of this file).  Checks no
+ * more once it has seen the membership outside the transaction that made
+ * it.
+ */
+static void
+check_publication(void)
+{
+	Oid			extoid;
+	Oid			puboid;
+
+	if (publication_ok)
+		return;
+	extoid = get_extension_oid("popug", true);
+	puboid = get_publication_oid("popug_events", true);
+	if (!OidIsValid(extoid) || !OidIsValid(puboid))
+		return;
+	if (getExtensionOfObject(PublicationRelationId, puboid) != extoid)
+	{
+		ObjectAddress publication;
+		ObjectAddress extension;
+
+		/* one backend records it; the others then see it */
+		LockDatabaseObject(PublicationRelationId, puboid, 0, ShareUpdateExclusiveLock);
+		if (getExtensionOfObject(PublicationRelationId, puboid) == extoid)
+			return;
+		ObjectAddressSet(publication, PublicationRelationId, puboid);
+		ObjectAddressSet(extension, ExtensionRelationId, extoid);
+		recordDependencyOn(&publication, &extension, DEPENDENCY_EXTENSION);
+		publication_made = MyProc->lxid;
+		ereport(LOG,
+				(errmsg("popug: publication popug_events made a member of extension popug again"),
+				 errdetail("pg_upgrade restores it as an ordinary publication.")));
+		return;
+	}
+	publication_ok = publication_made != MyProc->lxid;
+}
+
+/*
  * The checks every call makes before it runs (see the top of this file).
  * Read-only transactions and standbys write no event, and do not check
- * the origin: a standby is a physical copy whose ids are its primary's.
+ * the origin or the publication: a standby is a physical copy whose ids
+ * are its primary's.
  * Returns true when it renumbered events and positions: the rest of the
  * call must read them through a snapshot taken after that.
  */
@@ -263,5 +321,8 @@ bool
 popug_check_database(void)
 {
 	check_version();
-	return !RecoveryInProgress() && !XactReadOnly && check_origin();
+	if (RecoveryInProgress() || XactReadOnly)
+		return false;
+	check_publication();
+	return check_origin();
 }
