@@ -12,10 +12,16 @@
  *	- makes the next partition, from the end of the last one (or a little
  *	  past the ids handed out, when they have outrun the partitions), unless
  *	  it already lies ahead.  Its width is what the current partition's rate
- *	  fills in a quarter of popug.event_retention (a day when it is 0, two
- *	  minutes at least, so that the scheduler's run a minute apart never
- *	  lets the ids outrun it), within [MIN_WIDTH, MAX_WIDTH], so partitions
- *	  age out in steps of about a quarter of the retention;
+ *	  fills in the period, a quarter of popug.event_retention (a day when it
+ *	  is 0, two minutes at least, so that the scheduler's run a minute apart
+ *	  never lets the ids outrun it), within [MIN_WIDTH, MAX_WIDTH], so
+ *	  partitions age out in steps of about a quarter of the retention;
+ *	- moves the ids on to the partition ahead (setval of the sequence, under
+ *	  popug.event's SHARE lock, so that no id is being drawn meanwhile) once
+ *	  the partition they fill has held events for the period, and at once
+ *	  when they fill event_default: no partition takes events for longer,
+ *	  so a quiet database, whose partition would take days to fill, ages
+ *	  out too.  Event ids then skip the rest of that partition;
  *	- empties (TRUNCATE) and drops each partition that lies wholly below
  *	  the ids handed out, whose newest event (by id) is older than
  *	  popug.event_retention, and whose events every consumer has consumed:
@@ -76,6 +82,23 @@ popug_retention_settings(void)
 }
 
 static PopugPlan lock_plan = {"SELECT popug.xact_lock(4, true)", 0, {}};
+
+/* Waits for the transactions that have written events; holds off new ones. */
+static PopugPlan writers_plan = {"LOCK TABLE popug.event IN SHARE MODE", 0, {}};
+
+/* The next id to $1 if it is below: ids drawn after are $1 and on. */
+static PopugPlan move_plan = {
+	"SELECT pg_catalog.setval('popug.event_id_seq', $1 - 1)"
+	"  FROM popug.event_id_seq WHERE last_value < $1 - 1",
+	1, {INT8OID}
+};
+
+/* Whether the oldest event of ids [$1, $2) is older than $3 seconds. */
+static PopugPlan aged_plan = {
+	"SELECT occurred_at < pg_catalog.now() - pg_catalog.make_interval(secs => $3)"
+	"  FROM popug.event WHERE id >= $1 AND id < $2 ORDER BY id LIMIT 1",
+	3, {INT8OID, INT8OID, FLOAT8OID}
+};
 
 /* The partitions of popug.event with their bounds [lo, hi), in id order. */
 static PopugPlan partitions_plan = {
@@ -155,7 +178,8 @@ typedef enum ChangeKind
 {
 	MAKE,						/* a new partition [lo, hi) */
 	EMPTY,						/* TRUNCATE a partition or event_default */
-	DROP						/* DROP an emptied partition */
+	DROP,						/* DROP an emptied partition */
+	MOVE						/* the next id to lo, when it is below */
 } ChangeKind;
 
 typedef struct Change
@@ -192,7 +216,7 @@ change(void *arg)
 		case MAKE:
 			run(psprintf("CREATE TABLE popug.%s (LIKE popug.event, PRIMARY KEY (id))", name));
 			run(psprintf("CREATE INDEX ON popug.%s (txid)", name));
-			run("LOCK TABLE popug.event IN SHARE MODE");
+			popug_exec(&writers_plan, NULL, NULL, false, 0);
 			run(psprintf("ALTER TABLE popug.event ATTACH PARTITION popug.%s"
 						 " FOR VALUES FROM (" INT64_FORMAT ") TO (" INT64_FORMAT ")",
 						 name, c->lo, c->hi));
@@ -205,6 +229,14 @@ change(void *arg)
 			break;
 		case DROP:
 			run(psprintf("DROP TABLE popug.%s", name));
+			break;
+		case MOVE:
+			{
+				Datum		arg = Int64GetDatum(c->lo);
+
+				popug_exec(&writers_plan, NULL, NULL, false, 0);
+				popug_exec(&move_plan, &arg, NULL, false, 0);
+			}
 			break;
 	}
 	c->done = true;
@@ -235,13 +267,33 @@ try_change(Change *c)
 	return c->done;
 }
 
+/* The period of a partition, in seconds (see the top of this file). */
+static double
+period(void)
+{
+	return popug_event_retention > 0 ?
+		Max(popug_event_retention / 4.0, MIN_PERIOD_S) : DEFAULT_PERIOD_S;
+}
+
+/* Whether the oldest event of ids [lo, hi) is older than the period. */
+static bool
+aged(int64 lo, int64 hi)
+{
+	Datum		args[3];
+	bool		isnull;
+
+	args[0] = Int64GetDatum(lo);
+	args[1] = Int64GetDatum(hi);
+	args[2] = Float8GetDatum(period());
+	return popug_exec(&aged_plan, args, NULL, false, 1) == 1 &&
+		DatumGetBool(popug_get(0, 1, &isnull));
+}
+
 /* The width of the next partition, from the rate of ids per second. */
 static int64
 next_width(double rate)
 {
-	double		period = popug_event_retention > 0 ?
-		Max(popug_event_retention / 4.0, MIN_PERIOD_S) : DEFAULT_PERIOD_S;
-	double		width = rate * period;
+	double		width = rate * period();
 
 	if (isnan(width) || width < MIN_WIDTH)
 		return MIN_WIDTH;
@@ -260,6 +312,10 @@ popug_event_maintain(int *created, int *dropped)
 	int64		next;
 	int64		last_lo = 1;
 	int64		top = 0;
+	int64		cur_lo = 0;		/* the partition the ids fill: [cur_lo, cur_hi) */
+	int64		cur_hi = 0;		/* 0: they fill event_default */
+	int64		ahead = 0;		/* the first partition past the ids, if any */
+	bool		move_on;
 	Datum		arg;
 	double		rate;
 	bool		isnull;
@@ -285,6 +341,20 @@ popug_event_maintain(int *created, int *dropped)
 	rate = DatumGetFloat8(popug_get(0, 2, &rate_null));
 	if (rate_null)
 		rate = 0;
+	for (uint64 i = 0; i < n; i++)
+	{
+		int64		lo = DatumGetInt64(popug_field(parts->vals[i], parts->tupdesc, 2));
+		int64		hi = DatumGetInt64(popug_field(parts->vals[i], parts->tupdesc, 3));
+
+		if (lo <= next && next < hi)
+		{
+			cur_lo = lo;
+			cur_hi = hi;
+		}
+		else if (lo > next && ahead == 0)
+			ahead = lo;
+	}
+	move_on = popug_event_retention > 0 && (cur_hi == 0 || aged(cur_lo, cur_hi));
 
 	/*
 	 * Oldest first, each partition the ids have left is emptied once
@@ -313,10 +383,12 @@ popug_event_maintain(int *created, int *dropped)
 	}
 
 	/*
-	 * The next partition once the last one is half used, or past the ids
-	 * handed out when they have outrun the partitions.
+	 * The next partition once the last one is half used, or the ids are to
+	 * move on, or past the ids handed out when they have outrun the
+	 * partitions.
 	 */
-	if (n == 0 || top <= next || next - last_lo >= (top - last_lo) / 2)
+	if (n == 0 || top <= next || next - last_lo >= (top - last_lo) / 2 ||
+		(move_on && ahead == 0))
 	{
 		Change		c = {MAKE};
 
@@ -324,7 +396,19 @@ popug_event_maintain(int *created, int *dropped)
 		c.hi = c.lo + next_width(rate);
 		c.name = psprintf("event_" INT64_FORMAT, c.lo);
 		if (try_change(&c))
+		{
 			(*created)++;
+			if (ahead == 0)
+				ahead = c.lo;
+		}
+	}
+	if (move_on && ahead > 0)
+	{
+		Change		c = {MOVE};
+
+		c.lo = ahead;
+		c.name = psprintf("event_" INT64_FORMAT, ahead);
+		try_change(&c);
 	}
 	AtEOXact_GUC(true, nest);
 }
