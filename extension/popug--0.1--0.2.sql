@@ -280,7 +280,8 @@ COMMENT ON VIEW popug.consumer_lag IS
 CREATE INDEX mail_failed_idx ON popug.mail (id) WHERE status = 'failed';	-- counted by popug.metrics
 
 CREATE VIEW popug.metrics WITH (security_barrier) AS
-	SELECT (SELECT COALESCE(pg_catalog.max(e.id), 0) FROM popug.event e) AS events_total,
+	SELECT (SELECT COALESCE(pg_catalog.max(e.id), (SELECT s.last_value FROM popug.event_id_seq s WHERE s.is_called), 0)
+			  FROM popug.event e) AS events_total,
 		   (SELECT pg_catalog.count(*) FROM popug.mail m
 			 WHERE m.status OPERATOR(pg_catalog.=) 'pending') AS mails_pending,
 		   (SELECT pg_catalog.count(*) FROM popug.mail m

@@ -3,12 +3,14 @@
 -- columns to metrics (monitoring/queries.yaml reads this view,
 -- popug.worker_status and popug.consumer_lag).  Each figure is read
 -- through an index or from a small table: the highest event id rather
--- than a count of events, the partial indexes of pending and failed mail
+-- than a count of events (the last one handed out once retention has
+-- dropped every event), the partial indexes of pending and failed mail
 -- and of open tasks; only popug.balance, one row per account, is read
 -- whole.  Nothing is written, so it works on a hot standby.
 
 CREATE VIEW popug.metrics WITH (security_barrier) AS
-	SELECT (SELECT COALESCE(pg_catalog.max(e.id), 0) FROM popug.event e) AS events_total,
+	SELECT (SELECT COALESCE(pg_catalog.max(e.id), (SELECT s.last_value FROM popug.event_id_seq s WHERE s.is_called), 0)
+			  FROM popug.event e) AS events_total,
 		   (SELECT pg_catalog.count(*) FROM popug.mail m
 			 WHERE m.status OPERATOR(pg_catalog.=) 'pending') AS mails_pending,
 		   (SELECT pg_catalog.count(*) FROM popug.mail m

@@ -232,4 +232,17 @@ is(sql(q{SELECT count(*) FROM popug.event WHERE payload->>'tag' = 'quiet'}), '0'
 is(sql("SELECT to_regclass('$quiet')"), '', 'with their partition');
 is(sql('SELECT count(*) FROM popug.event_default'), '0', 'event_default is emptied on the same terms');
 
+# The last event goes the same way; popug.metrics still counts the ids
+# handed out.
+my $last_id = sql('SELECT max(id) FROM popug.event');
+sql(q{UPDATE popug.event SET occurred_at = occurred_at - interval '1 hour'});
+maint();
+drain($_) for qw(ext lag fresh);
+popug_settle($node);
+sleep 2;
+maint();
+is(sql('SELECT count(*) FROM popug.event'), '0', 'a database quiet for longer than the retention keeps no event');
+cmp_ok(sql('SET ROLE r_admin; SELECT events_total FROM popug.metrics'), '>=', $last_id,
+	'popug.metrics still counts every event id handed out');
+
 done_testing();
