@@ -25,6 +25,8 @@ popug_wait_workers($a);
 # Events in a partition of popug.event made at run time (not a member of
 # the extension) as well as in event_default.
 $a->safe_psql('popug', "SELECT popug.event_maintenance(); SELECT count(popug.event_append('Probe', 1, 'backup', NULL, '{}')) FROM generate_series(1, 1500)");
+popug_outrun($a, 'popug', 500);
+$a->safe_psql('popug', 'SELECT popug.event_maintenance()');	# the ids move on to a new partition
 ok($a->safe_psql('popug', "SELECT count(DISTINCT tableoid) FROM popug.event") == 2, 'events in event_default and in a partition');
 
 # Runs SQL as a role (SET ROLE) and returns the output.

@@ -71,6 +71,8 @@ $old->safe_psql('popug', q{
 	SET ROLE u_admin;
 	SELECT popug.task_create('before ' || i) FROM generate_series(11, 20) i;
 });
+popug_outrun($old, 'popug', 100);
+$old->safe_psql('popug', 'SELECT popug.event_maintenance()');	# the ids move on to a new partition
 popug_settle($old);
 my $pending = $old->safe_psql('popug', "SELECT string_agg(id::text, ',' ORDER BY id) FROM popug.event WHERE id > " . (split /,/, $read)[-1]);
 ok($old->safe_psql('popug', 'SELECT count(DISTINCT tableoid) FROM popug.event') == 2,

@@ -12,7 +12,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Exporter 'import';
 
-our @EXPORT = qw(popug_node popug_create popug_wait_workers popug_settle popug_fingerprint popug_invariants_hold);
+our @EXPORT = qw(popug_node popug_create popug_wait_workers popug_settle popug_outrun popug_fingerprint popug_invariants_hold);
 
 # popug_node(NAME, install_path => DIR, init => {...}, conf => "lines"):
 # an initialized, not yet started node with popug preloaded.
@@ -62,6 +62,26 @@ sub popug_settle
 	$node->poll_query_until($db,
 		"SELECT count(*) = 2 FROM popug.consumer_lag WHERE consumer IN ('accounting', 'mailer') AND pending = 0")
 	  or die "popug's consumers did not catch up";
+	return;
+}
+
+# popug_outrun(NODE, DB, N): moves the event ids past every partition of
+# popug.event and appends N Probe events there, into event_default, as a
+# burst that outruns the maintenance does.  The transaction holds
+# popug.event meanwhile, so that no maintenance moves the ids on first.
+sub popug_outrun
+{
+	my ($node, $db, $n) = @_;
+	$node->safe_psql($db, qq{
+		BEGIN;
+		LOCK TABLE popug.event IN ROW EXCLUSIVE MODE;
+		SELECT setval('popug.event_id_seq', GREATEST(s.last_value, p.top))
+		  FROM popug.event_id_seq s,
+			   (SELECT COALESCE(max((regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''?([0-9]+)'))[1]::bigint), 0) AS top
+				  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+				 WHERE i.inhparent = 'popug.event'::regclass) p;
+		SELECT count(popug.event_append('Probe', 1, 'outrun', NULL, '{}')) FROM generate_series(1, $n);
+		COMMIT;});
 	return;
 }
 
