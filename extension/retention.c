@@ -201,9 +201,10 @@ typedef struct Change
  * new range to event_default and fail its partition constraint.  Readers
  * go on meanwhile (those that read event_default hold the attach off, as
  * it takes that partition's lock to check it holds none of its ids).
- * Emptying takes the partition's lock only; dropping takes popug.event's
- * ACCESS EXCLUSIVE lock, which every transaction that wrote or read events
- * holds off.
+ * Moving the ids on takes the same SHARE lock, so that no id is being
+ * drawn meanwhile.  Emptying takes the partition's lock only; dropping
+ * takes popug.event's ACCESS EXCLUSIVE lock, which every transaction that
+ * wrote or read events holds off.
  */
 static void
 change(void *arg)
