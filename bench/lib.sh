@@ -3,6 +3,7 @@
 #   | what | popug | baseline | popug/baseline | target |
 # where the baseline is measured in the same run on the same server.
 source "$(dirname "${BASH_SOURCE[0]}")/../test/lib.sh"
+POPUG_PACKAGES="$POPUG_PACKAGES postgresql-$PG_MAJOR-pgq3"	# bench/90_pgq.sh's yardstick
 
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 
