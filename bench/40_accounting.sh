@@ -69,7 +69,7 @@ dir=$(mktemp -d)
 echo "SELECT popug.task_create('Load');" >"$dir/load.sql"
 # a steady 400 tasks/s from 8 clients (a saturating load on a small
 # machine starves every process, the worker included)
-"$PG_BIN/pgbench" -n -d popug -U bench_m -c 8 -j 2 -R 400 -T "$BENCH_SECONDS" -f "$dir/load.sql" >/dev/null 2>&1 &
+"$PG_BIN/pgbench" -n -U bench_m -c 8 -j 2 -R 400 -T "$BENCH_SECONDS" -f "$dir/load.sql" popug >/dev/null 2>&1 &
 sleep 1
 read -r lag_p50 lag_p99 floor_p50 floor_p99 < <("$PYTHON" - <<'PY'
 import os, time, psycopg2

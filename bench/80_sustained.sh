@@ -2,11 +2,14 @@
 # for SUSTAIN_MINUTES with the workers running and popug.event_retention at
 # SUSTAIN_RETENTION, so that partitions of popug.event come and go while it
 # runs.  One row a minute: producer transactions per second (pgbench's own
-# progress), events the accounting worker has pending, and the on-disk size
-# of popug.event (every partition with its indexes).  Then the first and
-# the last SUSTAIN_WINDOW minutes side by side.  Target: throughput and lag
-# of the last window within 10% of the first; size flat once retention
-# removes.    SUSTAIN_MINUTES=30 SUSTAIN_WINDOW=5 SUSTAIN_RATE=200 SUSTAIN_RETENTION=2min
+# progress), accounting lag p50/p99 of the payments applied in that minute
+# (applied_at - occurred_at: from the start of the producing transaction to
+# the start of the worker's applying one), events the accounting worker has
+# pending, the on-disk size of popug.event (every partition with its
+# indexes) and its partitions.  Then the first and the last SUSTAIN_WINDOW
+# minutes side by side.  Target: throughput and lag of the last window
+# within 10% of the first; size flat once retention removes.
+#   SUSTAIN_MINUTES=30 SUSTAIN_WINDOW=5 SUSTAIN_RATE=200 SUSTAIN_RETENTION=2min
 source "$(dirname "$0")/lib.sh"
 MINUTES=${SUSTAIN_MINUTES:-30}
 WINDOW=${SUSTAIN_WINDOW:-5}
@@ -39,17 +42,20 @@ SQL
 pgbench_pid=$!
 
 # the minutes on stderr, beside the summary table make bench prints
-{ echo; echo "| minute | rounds/s | accounting pending | popug.event on disk | partitions |"; echo "|---|---|---|---|---|"; } >&2
+{ echo; echo "| minute | rounds/s | lag p50 | lag p99 | accounting pending | popug.event on disk | partitions |"; echo "|---|---|---|---|---|---|---|"; } >&2
 sleep 2	# pgbench's progress line of each minute is written by then
 for m in $(seq 1 "$MINUTES"); do
 	sleep 60
 	tps=$(sed -n 's/^progress: [0-9.]* s, \([0-9.]*\) tps.*/\1/p' "$dir/progress.out" | sed -n "${m}p")
-	q popug "SELECT $m, '${tps:-?}',
+	q popug "SELECT $m, '${tps:-?}', l.p50, l.p99,
 			(SELECT pending FROM popug.consumer_lag WHERE consumer = 'accounting'),
 			(SELECT sum(pg_catalog.pg_total_relation_size(inhrelid)) FROM pg_catalog.pg_inherits
 			  WHERE inhparent = 'popug.event'::regclass),
-			(SELECT count(*) FROM pg_catalog.pg_inherits WHERE inhparent = 'popug.event'::regclass)" |
-		awk -F'|' '{ printf "| %s | %s | %s | %.1f MB | %s |\n", $1, $2, $3, $4 / 1048576, $5 }' |
+			(SELECT count(*) FROM pg_catalog.pg_inherits WHERE inhparent = 'popug.event'::regclass)
+		  FROM (SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY applied_at - occurred_at) AS p
+				  FROM popug.payment WHERE applied_at > now() - interval '60 s') x,
+			   LATERAL (SELECT extract(epoch FROM x.p[1]) * 1000 AS p50, extract(epoch FROM x.p[2]) * 1000 AS p99) l" |
+		awk -F'|' '{ printf "| %s | %s | %.1f ms | %.1f ms | %s | %.1f MB | %s |\n", $1, $2, $3, $4, $5, $6 / 1048576, $7 }' |
 		tee -a "$dir/minutes.md" >&2
 done
 wait "$pgbench_pid"
@@ -58,12 +64,12 @@ q popug "SELECT pg_reload_conf()" >/dev/null
 
 # first and last window, as rows of the summary table
 awk -F'|' -v w="$WINDOW" -v n="$MINUTES" '
-	{ m = $2 + 0; tps = $3 + 0; lag = $4 + 0; size = $5 + 0 }
+	{ m = $2 + 0; tps = $3 + 0; lag = $5 + 0; size = $7 + 0 }
 	m <= w { t1 += tps; l1 += lag; s1 += size }
 	m > n - w { t2 += tps; l2 += lag; s2 += size }
 	END {
 		printf "| sustained rounds/s, last %d min vs first | %.1f | %.1f | %.2f | within 10%% |\n", w, t2 / w, t1 / w, (t1 > 0 ? t2 / t1 : 0)
-		printf "| sustained accounting pending, last %d min vs first | %.0f | %.0f | %.2f | within 10%% |\n", w, l2 / w, l1 / w, (l1 > 0 ? l2 / l1 : 0)
+		printf "| sustained accounting lag p99, last %d min vs first | %.1f ms | %.1f ms | %.2f | within 10%% |\n", w, l2 / w, l1 / w, (l1 > 0 ? l2 / l1 : 0)
 		printf "| popug.event on disk, last %d min vs first | %.1f MB | %.1f MB | %.2f | flat |\n", w, s2 / w, s1 / w, (s1 > 0 ? s2 / s1 : 0)
 	}' "$dir/minutes.md"
 rm -rf "$dir"

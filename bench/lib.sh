@@ -3,6 +3,7 @@
 #   | what | popug | baseline | popug/baseline | target |
 # where the baseline is measured in the same run on the same server.
 source "$(dirname "${BASH_SOURCE[0]}")/../test/lib.sh"
+POPUG_PACKAGES="$POPUG_PACKAGES postgresql-$PG_MAJOR-pgq3"	# bench/90_pgq.sh's yardstick
 
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 
@@ -11,8 +12,8 @@ BENCH_SECONDS=${BENCH_SECONDS:-10}
 tps() {
 	local db=$1 clients=$2 script=$3
 	shift 3
-	"$PG_BIN/pgbench" -n -d "$db" -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" \
-		-T "$BENCH_SECONDS" -f "$script" "$@" 2>/dev/null |
+	"$PG_BIN/pgbench" -n -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" \
+		-T "$BENCH_SECONDS" -f "$script" "$@" "$db" 2>/dev/null |
 		sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'
 }
 

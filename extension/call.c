@@ -186,7 +186,8 @@ popug_prepare(PopugPlan *plan)
 {
 	if (plan->plan == NULL)
 	{
-		SPIPlanPtr	p = SPI_prepare(plan->sql, plan->nargs, plan->argtypes);
+		SPIPlanPtr	p = SPI_prepare_cursor(plan->sql, plan->nargs, plan->argtypes,
+											   plan->cursor_options);
 
 		if (p == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", plan->sql,

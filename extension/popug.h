@@ -69,13 +69,16 @@ extern void popug_require(PopugCall *call, int roles, bool superuser_ok,
 
 /*
  * A statement prepared once per backend and kept (SPI_keepplan).  Declare
- * them static in the file that uses them.
+ * them static in the file that uses them.  cursor_options are
+ * SPI_prepare_cursor's (CURSOR_OPT_GENERIC_PLAN for a statement whose
+ * custom plans go wrong on tables without statistics).
  */
 typedef struct PopugPlan
 {
 	const char *sql;
 	int			nargs;
 	Oid			argtypes[12];
+	int			cursor_options;
 	SPIPlanPtr	plan;
 } PopugPlan;
 
