@@ -73,7 +73,7 @@ extension/popug--$(EXTVERSION).sql: $(SQL_PARTS)
 # .build-flavor names the flavor of the objects; it is rewritten (and so
 # newer than them) when the flavor changes
 $(shell echo $(BUILD_FLAVOR) | cmp -s - .build-flavor || echo $(BUILD_FLAVOR) > .build-flavor)
-$(OBJS): extension/popug.h .build-flavor
+$(OBJS): $(wildcard extension/*.h workers/*.h) .build-flavor
 
 .PHONY: test sanitize demo bench
 test:

@@ -46,7 +46,14 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "accounting.h"
+
+#include "call.h"
+#include "consumer.h"
+#include "deadletter.h"
+#include "events.h"
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
@@ -56,10 +63,14 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/typcache.h"
+
+/* settings */
+static int	popug_accounting_batch = 1000;
 
 #define CONSUMER "accounting"
 
@@ -629,7 +640,7 @@ popug_payment_apply(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("event must not be null")));
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "apply payments");
+	popug_require(&call, POPUG_ROLE_ADMIN | POPUG_ROLE_ACCOUNTANT, true, "apply payments");
 	PreventCommandIfReadOnly("popug.payment_apply()");
 	stored = stored_event(PointerGetDatum(PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(0))), &tupdesc);
 	changed = popug_payment_apply_event(stored, tupdesc);
@@ -658,8 +669,23 @@ popug_payments_apply(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_events must not be negative")));
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "apply payments");
+	popug_require(&call, POPUG_ROLE_ADMIN | POPUG_ROLE_ACCOUNTANT, true, "apply payments");
 	written = drain(max_events, &read);
 	popug_end(&call);
 	PG_RETURN_INT64((int64) written);
+}
+
+/*
+ * Defines accounting's setting and registers its consumer with what it
+ * does with a replayed dead letter (called from _PG_init).
+ */
+void
+AccountingInit(void)
+{
+	DefineCustomIntVariable("popug.accounting_batch_size",
+							"Events the accounting worker applies per transaction.",
+							NULL, &popug_accounting_batch, 1000, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	popug_consumer_register(CONSUMER, "popug.payments_apply()",
+							popug_payment_apply_event);
 }

@@ -14,7 +14,11 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "call.h"
+
+#include "origin.h"
 
 #include "access/htup_details.h"
 #include "access/xact.h"
@@ -163,21 +167,6 @@ popug_require(PopugCall *call, int roles, bool superuser_ok, const char *action)
 						   call->rolename, popug_role_name(call->role),
 						   allowed.data)));
 	}
-}
-
-static PopugPlan today_plan = {
-	"SELECT (now() AT TIME ZONE $1)::date", 1, {TEXTOID}
-};
-
-/* Today in popug.timezone.  Runs inside a call. */
-DateADT
-popug_today(void)
-{
-	Datum		tz = CStringGetTextDatum(popug_timezone);
-	bool		isnull;
-
-	popug_exec(&today_plan, &tz, NULL, true, 1);
-	return DatumGetDateADT(popug_get(0, 1, &isnull));
 }
 
 /* The plan's SPI plan, prepared and kept on first use. */

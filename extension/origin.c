@@ -41,7 +41,11 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "origin.h"
+
+#include "call.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"

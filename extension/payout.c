@@ -38,13 +38,27 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "postgres.h"
+
+#include "payout.h"
+
+#include "call.h"
+#include "day.h"
+#include "events.h"
+#include "json.h"
 #include "popug.h"
+#include "process.h"
 
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/guc.h"
+
+/* settings */
+static int	popug_payout_batch_size = 5000;
+static char *popug_payout_at = NULL;
 
 static PopugPlan payout_lock_plan = {"SELECT popug.xact_lock(2, true)", 0, {}};
 /* The state of the last day begun: what each committed step changes. */
@@ -152,11 +166,11 @@ close_day(DateADT day)
 	PopugJson	js;
 
 	popug_exec(&close_plan, &arg, NULL, false, 1);
-	pj_begin(&js);
-	pj_date(&js, "billing_day", arg);
-	pj_int(&js, "accounts_paid", DatumGetInt64(popug_get(0, 1, &isnull)));
-	pj_numeric(&js, "total_paid", popug_get(0, 2, &isnull));
-	popug_event_append("BillingCycleClosed", 1, "payout", NULL, pj_end(&js));
+	popug_json_begin(&js);
+	popug_json_date(&js, "billing_day", arg);
+	popug_json_int(&js, "accounts_paid", DatumGetInt64(popug_get(0, 1, &isnull)));
+	popug_json_numeric(&js, "total_paid", popug_get(0, 2, &isnull));
+	popug_event_append("BillingCycleClosed", 1, "payout", NULL, popug_json_end(&js));
 }
 
 /*
@@ -185,7 +199,7 @@ popug_payout_step(DateADT upto, int batch)
 		else if (popug_exec(&batch_plan, args, NULL, false, 0) > 0)
 		{
 			popug_events_written();
-			popug_wake_at_commit(POPUG_WORKER_MAILER);
+			popug_wake_at_commit(POPUG_PROCESS_MAILER);
 		}
 		return false;
 	}
@@ -226,7 +240,7 @@ popug_payout_step_sql(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("payout batch size must be positive")));
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "run payouts");
+	popug_require(&call, POPUG_ROLE_ADMIN | POPUG_ROLE_ACCOUNTANT, true, "run payouts");
 	PreventCommandIfReadOnly("popug.payout_step()");
 	upto = PG_ARGISNULL(0) ? popug_today() - 1 : PG_GETARG_DATEADT(0);
 	if (upto > popug_today())
@@ -296,4 +310,45 @@ popug_scheduler_step(bool *more)
 	popug_end(&call);
 	*more = !done;
 	return done ? 0 : 1;
+}
+
+/* Whether c is an ASCII digit, whatever the locale. */
+static bool
+is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/*
+ * Check hook: popug.payout_at is empty (disabled) or exactly HH:MM, 00:00
+ * to 23:59, as the scheduler compares it with the time of day on every
+ * pass.
+ */
+static bool
+check_payout_at(char **newval, void **extra, GucSource source)
+{
+	const char *v = *newval;
+
+	if (v == NULL || v[0] == '\0')
+		return true;
+	if (strlen(v) == 5 && is_digit(v[0]) && is_digit(v[1]) && v[2] == ':' &&
+		is_digit(v[3]) && is_digit(v[4]) &&
+		(v[0] - '0') * 10 + (v[1] - '0') <= 23 && v[3] <= '5')
+		return true;
+	GUC_check_errdetail("popug.payout_at must be a time of day as HH:MM, from 00:00 to 23:59, or empty to disable the scheduled payout.");
+	return false;
+}
+
+/* Defines the payout settings (called from _PG_init). */
+void
+PayoutInit(void)
+{
+	DefineCustomIntVariable("popug.payout_batch_size",
+							"Accounts paid per committed batch of popug.payout_run.",
+							NULL, &popug_payout_batch_size, 5000, 1, 10000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("popug.payout_at",
+							   "Time of day (HH:MM in popug.timezone) the scheduler pays the previous day out; empty disables it.",
+							   NULL, &popug_payout_at, "00:00",
+							   PGC_SIGHUP, 0, check_payout_at, NULL, NULL);
 }

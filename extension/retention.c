@@ -38,7 +38,12 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "retention.h"
+
+#include "call.h"
+#include "deadletter.h"
 
 #include <limits.h>
 #include <math.h>
@@ -61,7 +66,7 @@ int			popug_event_retention = 7 * 24 * 3600;
 
 /* Defines popug.event_retention. */
 void
-popug_retention_settings(void)
+RetentionInit(void)
 {
 	DefineCustomIntVariable("popug.event_retention",
 							"How long events are kept; 0 keeps every event.",
@@ -350,7 +355,7 @@ popug_event_maintenance(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "popug.event_maintenance must return a row");
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN, true, "maintain the event log");
+	popug_require(&call, POPUG_ROLE_ADMIN, true, "maintain the event log");
 	popug_event_maintain(&created, &dropped);
 	popug_end(&call);
 	values[0] = Int32GetDatum(created);

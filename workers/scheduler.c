@@ -16,7 +16,11 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "payout.h"
+#include "retention.h"
+#include "worker.h"
 
 #include "postmaster/bgworker.h"
 #include "utils/timestamp.h"
@@ -45,6 +49,6 @@ scheduler_step(bool *more)
 void
 popug_scheduler_main(Datum arg)
 {
-	popug_worker_main(POPUG_WORKER_SCHEDULER, scheduler_step,
+	popug_worker_main(POPUG_PROCESS_SCHEDULER, scheduler_step,
 					  CHECK_EVERY_MS, 0);
 }

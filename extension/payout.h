@@ -1,0 +1,19 @@
+/*-------------------------------------------------------------------------
+ *
+ * payout.h
+ *		The daily payout and the time it is due (payout.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef POPUG_PAYOUT_H
+#define POPUG_PAYOUT_H
+
+#include "postgres.h"
+
+#include "utils/date.h"
+
+extern void PayoutInit(void);
+extern bool popug_payout_step(DateADT upto, int batch);
+extern int64 popug_scheduler_step(bool *more);
+
+#endif							/* POPUG_PAYOUT_H */
