@@ -54,6 +54,7 @@
 #include "consumer.h"
 #include "deadletter.h"
 #include "events.h"
+#include "lock.h"
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
@@ -140,9 +141,6 @@ static PopugPlan unknown_account_plan = {
 	"   AND NOT EXISTS (SELECT FROM popug.account a WHERE a.id = (e.payload->>'assignee_id')::uuid)"
 	" LIMIT 1",
 	1, {InvalidOid}
-};
-static PopugPlan shared_lock_plan = {
-	"SELECT popug.xact_lock(1, false)", 0, {}
 };
 static PopugPlan open_day_plan = {
 	"SELECT popug.billing_day_open()", 0, {}
@@ -307,11 +305,8 @@ judge(HeapTuple tuple, TupleDesc tupdesc, const EventCols *cols, char **why)
 
 	if (!created && strcmp(name, "TaskAssigned") != 0 && strcmp(name, "TaskCompleted") != 0)
 		return VERDICT_SKIP;
-	if (created ? (version != 1 && version != 2) : version != 1)
-	{
-		*why = psprintf("%s version %d is not supported", name, version);
+	if ((*why = popug_event_version_problem(name, version)) != NULL)
 		return VERDICT_REFUSE;
-	}
 	*why = payload_refusal(name, DatumGetJsonbP(popug_field(tuple, tupdesc, cols->payload)));
 	return *why == NULL ? VERDICT_APPLY : VERDICT_REFUSE;
 }
@@ -354,7 +349,7 @@ apply_events(Datum events, bool fresh)
 	 * through the latest snapshot: a payout start committed before the lock
 	 * was granted is seen even if the transaction's snapshot is older.
 	 */
-	popug_exec(&shared_lock_plan, NULL, NULL, false, 1);
+	popug_xact_lock(POPUG_LOCK_BILLING, false);
 	popug_exec_latest(&open_day_plan, NULL, NULL, 1);
 	args[1] = popug_get(0, 1, &isnull);
 	args[0] = events;

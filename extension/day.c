@@ -14,12 +14,11 @@
 
 #include "day.h"
 
-#include "call.h"
-
-#include "catalog/pg_type.h"
+#include "access/xact.h"
 #include "pgtime.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 
 char	   *popug_timezone = NULL;
 
@@ -46,17 +45,28 @@ DayInit(void)
 							   PGC_SUSET, 0, check_timezone, NULL, NULL);
 }
 
-static PopugPlan today_plan = {
-	"SELECT (now() AT TIME ZONE $1)::date", 1, {TEXTOID}
-};
+/*
+ * Now, as the date and time of day it is in popug.timezone; "now" is the
+ * transaction's start, as now() is.
+ */
+void
+popug_local_now(DateADT *day, TimeADT *time)
+{
+	Datum		local = DirectFunctionCall2(timestamptz_zone,
+											CStringGetTextDatum(popug_timezone),
+											TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
 
-/* Today in popug.timezone.  Runs inside a call. */
+	*day = DatumGetDateADT(DirectFunctionCall1(timestamp_date, local));
+	if (time != NULL)
+		*time = DatumGetTimeADT(DirectFunctionCall1(timestamp_time, local));
+}
+
+/* Today in popug.timezone. */
 DateADT
 popug_today(void)
 {
-	Datum		tz = CStringGetTextDatum(popug_timezone);
-	bool		isnull;
+	DateADT		day;
 
-	popug_exec(&today_plan, &tz, NULL, true, 1);
-	return DatumGetDateADT(popug_get(0, 1, &isnull));
+	popug_local_now(&day, NULL);
+	return day;
 }

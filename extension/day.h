@@ -15,6 +15,7 @@
 extern char *popug_timezone;
 
 extern void DayInit(void);
+extern void popug_local_now(DateADT *day, TimeADT *time);
 extern DateADT popug_today(void);
 
 #endif							/* POPUG_DAY_H */

@@ -240,6 +240,35 @@ popug_event_append_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(id);
 }
 
+/* The events popug's consumers read, with the versions of each they know. */
+static const struct
+{
+	const char *name;
+	int			min_version;
+	int			max_version;
+}			known_events[] =
+{
+	{"TaskCreated", 1, 2},
+	{"TaskAssigned", 1, 1},
+	{"TaskCompleted", 1, 1},
+	{"PayoutMade", 1, 1},
+};
+
+/*
+ * NULL when popug's consumers know this version of event name, else a
+ * sentence saying they do not (palloc'd).
+ */
+char *
+popug_event_version_problem(const char *name, int version)
+{
+	for (int i = 0; i < lengthof(known_events); i++)
+		if (strcmp(known_events[i].name, name) == 0 &&
+			version >= known_events[i].min_version &&
+			version <= known_events[i].max_version)
+			return NULL;
+	return psprintf("%s version %d is not supported", name, version);
+}
+
 /* The composite type popug.event. */
 Oid
 popug_event_type(void)

@@ -18,5 +18,6 @@ extern int64 popug_event_append(const char *name, int version,
 								const pg_uuid_t *aggregate_id, Jsonb *payload);
 extern void popug_events_written(void);
 extern Oid	popug_event_type(void);
+extern char *popug_event_version_problem(const char *name, int version);
 
 #endif							/* POPUG_EVENTS_H */

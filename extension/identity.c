@@ -22,6 +22,7 @@
 #include "events.h"
 #include "input.h"
 #include "json.h"
+#include "lock.h"
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
@@ -57,9 +58,6 @@ static PopugPlan set_active_plan = {
 static PopugPlan pool_lock_plan = {
 	"INSERT INTO popug.worker_pool DEFAULT VALUES ON CONFLICT (one) DO UPDATE SET n = popug.worker_pool.n RETURNING n",
 	0, {}
-};
-static PopugPlan pool_exclusive_plan = {
-	"SELECT popug.xact_lock(3, true)", 0, {}
 };
 static PopugPlan slot_add_plan = {
 	"WITH p AS (UPDATE popug.worker_pool SET n = n + 1 RETURNING n) "
@@ -294,7 +292,7 @@ popug_account_set_role(PG_FUNCTION_ARGS)
 
 	popug_begin(&call);
 	popug_require(&call, POPUG_ROLE_ADMIN, true, "change account roles");
-	popug_exec(&pool_exclusive_plan, NULL, NULL, false, 0);
+	popug_xact_lock(POPUG_LOCK_POOL, true);
 
 	args[0] = PG_GETARG_DATUM(0);
 	old_role = lock_account(args[0], &active);
@@ -336,7 +334,7 @@ change_active(FunctionCallInfo fcinfo, bool active)
 	popug_begin(&call);
 	popug_require(&call, POPUG_ROLE_ADMIN, true,
 				  active ? "reactivate accounts" : "deactivate accounts");
-	popug_exec(&pool_exclusive_plan, NULL, NULL, false, 0);
+	popug_xact_lock(POPUG_LOCK_POOL, true);
 
 	arg = PG_GETARG_DATUM(0);
 	role = lock_account(arg, &was_active);

@@ -39,6 +39,7 @@
 #include "call.h"
 #include "consumer.h"
 #include "deadletter.h"
+#include "events.h"
 #include "input.h"
 #include "process.h"
 
@@ -279,11 +280,12 @@ queue_event(HeapTuple tuple, TupleDesc tupdesc)
 {
 	int32		version = DatumGetInt32(popug_field(tuple, tupdesc,
 													SPI_fnumber(tupdesc, "event_version")));
+	char	   *problem = popug_event_version_problem("PayoutMade", version);
 
-	if (version != 1)
+	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("PayoutMade version %d is not supported", version)));
+				 errmsg_internal("%s", problem)));
 	queue_mail(popug_field(tuple, tupdesc, SPI_fnumber(tupdesc, "event_id")),
 			   popug_field(tuple, tupdesc, SPI_fnumber(tupdesc, "payload")));
 }

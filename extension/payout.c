@@ -46,6 +46,7 @@
 #include "day.h"
 #include "events.h"
 #include "json.h"
+#include "lock.h"
 #include "popug.h"
 #include "process.h"
 
@@ -60,7 +61,6 @@
 static int	popug_payout_batch_size = 5000;
 static char *popug_payout_at = NULL;
 
-static PopugPlan payout_lock_plan = {"SELECT popug.xact_lock(2, true)", 0, {}};
 /* The state of the last day begun: what each committed step changes. */
 static PopugPlan last_day_plan = {
 	"SELECT (SELECT ROW(day, paid_upto, closed_at)::text FROM popug.billing_day"
@@ -77,9 +77,6 @@ static PopugPlan next_day_plan = {
 	"SELECT COALESCE((SELECT max(day) + 1 FROM popug.billing_day),"
 	"                (SELECT min(billing_day) FROM popug.payment))",
 	0, {}
-};
-static PopugPlan exclusive_lock_plan = {
-	"SELECT popug.xact_lock(1, true)", 0, {}
 };
 /* Starts day $1: from now on no payment lands on it. */
 static PopugPlan start_plan = {
@@ -147,12 +144,6 @@ static PopugPlan close_plan = {
 	1, {DATEOID}
 };
 
-/* The due day of the scheduler: D once D + 1 has reached payout_at. */
-static PopugPlan due_day_plan = {
-	"SELECT (now() AT TIME ZONE $1)::date"
-	"     - CASE WHEN (now() AT TIME ZONE $1)::time >= $2::time THEN 1 ELSE 2 END",
-	2, {TEXTOID, TEXTOID}
-};
 static PopugPlan step_plan = {
 	"SELECT popug.payout_step($1, $2)", 2, {DATEOID, INT4OID}
 };
@@ -184,7 +175,7 @@ popug_payout_step(DateADT upto, int batch)
 	Datum		args[2];
 	DateADT		day;
 
-	popug_exec(&payout_lock_plan, NULL, NULL, false, 0);
+	popug_xact_lock(POPUG_LOCK_PAYOUT, true);
 	popug_require_fresh(&last_day_plan, "payout step");
 
 	if (popug_exec(&running_plan, NULL, NULL, false, 1) == 1)
@@ -210,7 +201,7 @@ popug_payout_step(DateADT upto, int batch)
 		return true;
 
 	/* start the day: no payment can land on it after this commits */
-	popug_exec(&exclusive_lock_plan, NULL, NULL, false, 0);
+	popug_xact_lock(POPUG_LOCK_BILLING, true);
 	popug_exec(&start_plan, args, NULL, false, 0);
 	return false;
 }
@@ -294,18 +285,22 @@ int64
 popug_scheduler_step(bool *more)
 {
 	PopugCall	call;
-	Datum		args[2];
-	bool		isnull;
+	DateADT		today;
+	TimeADT		time;
+	TimeADT		at;
 	bool		done;
 
 	*more = false;
 	if (popug_payout_at == NULL || popug_payout_at[0] == '\0')
 		return 0;
+	/* HH:MM, as check_payout_at accepts it */
+	at = ((popug_payout_at[0] - '0') * 600 + (popug_payout_at[1] - '0') * 60 +
+		  (popug_payout_at[3] - '0') * 10 + (popug_payout_at[4] - '0')) *
+		SECS_PER_MINUTE * USECS_PER_SEC;
+	popug_local_now(&today, &time);
 	popug_begin(&call);
-	args[0] = CStringGetTextDatum(popug_timezone);
-	args[1] = CStringGetTextDatum(popug_payout_at);
-	popug_exec(&due_day_plan, args, NULL, false, 1);
-	done = popug_payout_step(DatumGetDateADT(popug_get(0, 1, &isnull)),
+	/* the due day is D once D + 1 has reached payout_at */
+	done = popug_payout_step(today - (time >= at ? 1 : 2),
 							 popug_payout_batch_size);
 	popug_end(&call);
 	*more = !done;

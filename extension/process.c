@@ -252,14 +252,14 @@ popug_status_waiting(const char *state)
 	}
 }
 
-PG_FUNCTION_INFO_V1(popug_worker_status);
+PG_FUNCTION_INFO_V1(popug_worker_status_rows);
 
 /*
  * SQL: popug.worker_status_rows(), one row per worker popug registered;
  * no rows unless the caller is an admin, a superuser or a pg_monitor member.
  */
 Datum
-popug_worker_status(PG_FUNCTION_ARGS)
+popug_worker_status_rows(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	PopugCall	call;
@@ -298,6 +298,15 @@ popug_worker_status(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(popug_worker_status);
+
+/* The C name version 0.1's SQL gives popug.worker_status_rows(). */
+Datum
+popug_worker_status(PG_FUNCTION_ARGS)
+{
+	return popug_worker_status_rows(fcinfo);
 }
 
 /*

@@ -44,6 +44,7 @@
 
 #include "call.h"
 #include "deadletter.h"
+#include "lock.h"
 
 #include <limits.h>
 #include <math.h>
@@ -75,7 +76,6 @@ RetentionInit(void)
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 }
 
-static PopugPlan lock_plan = {"SELECT popug.xact_lock(4, true)", 0, {}};
 
 /* The partitions of popug.event with their bounds [lo, hi), in id order. */
 static PopugPlan partitions_plan = {
@@ -261,7 +261,7 @@ popug_event_maintain(int *created, int *dropped)
 	int			nest;
 
 	*created = *dropped = 0;
-	popug_exec(&lock_plan, NULL, NULL, false, 0);
+	popug_xact_lock(POPUG_LOCK_RETENTION, true);
 	nest = NewGUCNestLevel();
 	(void) set_config_option("lock_timeout", LOCK_TIMEOUT, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);

@@ -28,6 +28,7 @@
 #include "events.h"
 #include "input.h"
 #include "json.h"
+#include "lock.h"
 
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
@@ -39,9 +40,6 @@
 #define MAX_DESCRIPTION_LEN 10000
 #define MAX_JIRA_ID_LEN 64
 
-static PopugPlan pool_shared_plan = {
-	"SELECT popug.xact_lock(3, false)", 0, {}
-};
 /* The pool's version: every change of the pool updates its one row. */
 static PopugPlan pool_version_plan = {
 	"SELECT (SELECT xmin::text FROM popug.worker_pool)", 0, {}
@@ -200,7 +198,7 @@ check_jira_id(const char *jira_id)
 static void
 lock_pool(void)
 {
-	popug_exec(&pool_shared_plan, NULL, NULL, false, 0);
+	popug_xact_lock(POPUG_LOCK_POOL, false);
 	popug_require_fresh(&pool_version_plan, "change of the worker pool");
 }
 

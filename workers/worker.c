@@ -198,6 +198,13 @@ popug_worker_main(PopugProcess proc, PopugWorkerStep step, long idle_ms,
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
 		more = false;
+
+		/*
+		 * The worker's top-level error handler, not popug_try: an error
+		 * here ends the whole pass (the transaction is aborted, not a
+		 * subtransaction rolled back), is logged and recorded, and the pass
+		 * is retried after a pause.  Nothing is set aside or raised again.
+		 */
 		PG_TRY();
 		{
 			n = run_pass(proc, step, &again, &present);
