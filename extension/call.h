@@ -2,7 +2,8 @@
  *
  * call.h
  *		The frame of every SQL-callable popug function (call.c): the roles
- *		of popug accounts, who calls, the owner switch and kept SPI plans.
+ *		of popug accounts, who calls and the owner switch.  Kept plans
+ *		are plan.h, included here since every call runs them.
  *
  * Calling convention of the SQL-callable functions: they are declared
  * SECURITY INVOKER, so GetUserId() on entry is the caller (SET ROLE counts).
@@ -18,7 +19,8 @@
 
 #include "postgres.h"
 
-#include "executor/spi.h"
+#include "plan.h"
+
 #include "utils/uuid.h"
 
 /* The role of a popug account (popug.role). */
@@ -57,27 +59,5 @@ extern void popug_begin(PopugCall *call);
 extern void popug_end(PopugCall *call);
 extern void popug_require(PopugCall *call, int roles, bool superuser_ok,
 						  const char *action);
-
-/*
- * A statement prepared once per backend and kept (SPI_keepplan).  Declare
- * them static in the file that uses them.
- */
-typedef struct PopugPlan
-{
-	const char *sql;
-	int			nargs;
-	Oid			argtypes[12];
-	SPIPlanPtr	plan;
-} PopugPlan;
-
-extern uint64 popug_exec(PopugPlan *plan, Datum *values, const char *nulls,
-						 bool read_only, long count);
-extern uint64 popug_exec_latest(PopugPlan *plan, Datum *values,
-								const char *nulls, long count);
-extern void popug_require_fresh(PopugPlan *plan, const char *what);
-extern Datum popug_get(int row, int col, bool *isnull);
-extern Datum popug_field(HeapTuple tuple, TupleDesc tupdesc, int col);
-extern char *popug_get_text(int row, int col);
-extern void popug_make_uuid(pg_uuid_t *out);
 
 #endif							/* POPUG_CALL_H */

@@ -13,7 +13,7 @@
 
 #include "lock.h"
 
-#include "call.h"
+#include "plan.h"
 
 #include "catalog/pg_type.h"
 

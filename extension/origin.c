@@ -45,7 +45,7 @@
 
 #include "origin.h"
 
-#include "call.h"
+#include "plan.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"
