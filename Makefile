@@ -34,7 +34,7 @@ REGRESS_OPTS = --inputdir=. --load-extension=popug
 ISOLATION = $(sort $(basename $(notdir $(wildcard specs/*.spec))))
 ISOLATION_OPTS = --load-extension=popug
 
-PG_CPPFLAGS = -I$(srcdir)/extension -DPOPUG_VERSION='"$(EXTVERSION)"'
+PG_CPPFLAGS = -I$(srcdir)/extension -I$(srcdir)/workers -DPOPUG_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK = -lcurl

@@ -58,8 +58,7 @@
 #include "utils/guc.h"
 
 /* settings */
-static int	popug_payout_batch_size = 5000;
-static char *popug_payout_at = NULL;
+int			popug_payout_batch_size = 5000;
 
 /* The state of the last day begun: what each committed step changes. */
 static PopugPlan last_day_plan = {
@@ -280,60 +279,6 @@ popug_payout_run(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* One pass of the scheduler worker: a step of the due payout, if any. */
-int64
-popug_scheduler_step(bool *more)
-{
-	PopugCall	call;
-	DateADT		today;
-	TimeADT		time;
-	TimeADT		at;
-	bool		done;
-
-	*more = false;
-	if (popug_payout_at == NULL || popug_payout_at[0] == '\0')
-		return 0;
-	/* HH:MM, as check_payout_at accepts it */
-	at = ((popug_payout_at[0] - '0') * 600 + (popug_payout_at[1] - '0') * 60 +
-		  (popug_payout_at[3] - '0') * 10 + (popug_payout_at[4] - '0')) *
-		SECS_PER_MINUTE * USECS_PER_SEC;
-	popug_local_now(&today, &time);
-	popug_begin(&call);
-	/* the due day is D once D + 1 has reached payout_at */
-	done = popug_payout_step(today - (time >= at ? 1 : 2),
-							 popug_payout_batch_size);
-	popug_end(&call);
-	*more = !done;
-	return done ? 0 : 1;
-}
-
-/* Whether c is an ASCII digit, whatever the locale. */
-static bool
-is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/*
- * Check hook: popug.payout_at is empty (disabled) or exactly HH:MM, 00:00
- * to 23:59, as the scheduler compares it with the time of day on every
- * pass.
- */
-static bool
-check_payout_at(char **newval, void **extra, GucSource source)
-{
-	const char *v = *newval;
-
-	if (v == NULL || v[0] == '\0')
-		return true;
-	if (strlen(v) == 5 && is_digit(v[0]) && is_digit(v[1]) && v[2] == ':' &&
-		is_digit(v[3]) && is_digit(v[4]) &&
-		(v[0] - '0') * 10 + (v[1] - '0') <= 23 && v[3] <= '5')
-		return true;
-	GUC_check_errdetail("popug.payout_at must be a time of day as HH:MM, from 00:00 to 23:59, or empty to disable the scheduled payout.");
-	return false;
-}
-
 /* Defines the payout settings (called from _PG_init). */
 void
 PayoutInit(void)
@@ -342,8 +287,4 @@ PayoutInit(void)
 							"Accounts paid per committed batch of popug.payout_run.",
 							NULL, &popug_payout_batch_size, 5000, 1, 10000000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("popug.payout_at",
-							   "Time of day (HH:MM in popug.timezone) the scheduler pays the previous day out; empty disables it.",
-							   NULL, &popug_payout_at, "00:00",
-							   PGC_SIGHUP, 0, check_payout_at, NULL, NULL);
 }

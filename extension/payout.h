@@ -12,8 +12,9 @@
 
 #include "utils/date.h"
 
+extern int	popug_payout_batch_size;
+
 extern void PayoutInit(void);
 extern bool popug_payout_step(DateADT upto, int batch);
-extern int64 popug_scheduler_step(bool *more);
 
 #endif							/* POPUG_PAYOUT_H */

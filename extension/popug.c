@@ -14,6 +14,7 @@
 #include "payout.h"
 #include "process.h"
 #include "retention.h"
+#include "scheduler.h"
 
 #include "fmgr.h"
 #include "utils/guc.h"
@@ -33,6 +34,7 @@ _PG_init(void)
 	ProcessInit();
 	AccountingInit();
 	PayoutInit();
+	SchedulerInit();
 	MailInit();
 	RetentionInit();
 

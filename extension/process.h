@@ -23,8 +23,10 @@ typedef enum PopugProcess
 
 extern const char *const popug_process_names[POPUG_NUM_PROCESSES];
 
-/* settings: the database the processes serve, the least gap between
- * two notifications (and two accounting passes) */
+/*
+ * Settings: the database the processes serve; the least gap between two
+ * notifications (and between two passes of the accounting worker).
+ */
 extern char *popug_database;
 extern int	popug_notify_interval;
 
