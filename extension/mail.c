@@ -12,12 +12,12 @@
  * Sending claims due mails (FOR UPDATE SKIP LOCKED), counts the attempt and
  * sets next_attempt_at a lease ahead (the SMTP timeout and a second), so
  * that a sender that dies mid-send leaves the mail to be retried once the
- * lease runs out.  The mailer
- * worker (workers/mailer.c) commits the claim before talking to the server
- * and records each result in a transaction of its own right after, so a
- * mail the server confirmed is re-sent only if the worker dies in between
- * (SMTP itself cannot do better).  mail_dispatch() does all of it in the
- * caller's transaction.  Nothing here commits.
+ * lease runs out.  The mailer worker (workers/mailer.c) commits the claim
+ * before talking to the server and records each result in a transaction
+ * of its own right after, so a mail the server confirmed is re-sent only
+ * if the worker dies in between (SMTP itself cannot do better).
+ * mail_dispatch() does all of it in the caller's transaction.  Nothing
+ * here commits.
  *
  * Results: 2xx sent; 5xx failed at once; 4xx or no answer (connection
  * refused, timeout) retried after popug.mail_retry_base * 2^(attempts-1)
