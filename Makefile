@@ -34,7 +34,7 @@ REGRESS_OPTS = --inputdir=. --load-extension=popug
 ISOLATION = $(sort $(basename $(notdir $(wildcard specs/*.spec))))
 ISOLATION_OPTS = --load-extension=popug
 
-PG_CPPFLAGS = -I$(srcdir)/extension -DPOPUG_VERSION='"$(EXTVERSION)"'
+PG_CPPFLAGS = -I$(srcdir)/extension -I$(srcdir)/workers -DPOPUG_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK = -lcurl
@@ -73,7 +73,7 @@ extension/popug--$(EXTVERSION).sql: $(SQL_PARTS)
 # .build-flavor names the flavor of the objects; it is rewritten (and so
 # newer than them) when the flavor changes
 $(shell echo $(BUILD_FLAVOR) | cmp -s - .build-flavor || echo $(BUILD_FLAVOR) > .build-flavor)
-$(OBJS): extension/popug.h .build-flavor
+$(OBJS): $(wildcard extension/*.h workers/*.h) .build-flavor
 
 .PHONY: test sanitize demo bench
 test:

@@ -46,7 +46,15 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "accounting.h"
+
+#include "call.h"
+#include "consumer.h"
+#include "deadletter.h"
+#include "events.h"
+#include "lock.h"
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
@@ -56,10 +64,14 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/typcache.h"
+
+/* settings */
+static int	popug_accounting_batch = 1000;
 
 #define CONSUMER "accounting"
 
@@ -129,9 +141,6 @@ static PopugPlan unknown_account_plan = {
 	"   AND NOT EXISTS (SELECT FROM popug.account a WHERE a.id = (e.payload->>'assignee_id')::uuid)"
 	" LIMIT 1",
 	1, {InvalidOid}
-};
-static PopugPlan shared_lock_plan = {
-	"SELECT popug.xact_lock(1, false)", 0, {}
 };
 static PopugPlan open_day_plan = {
 	"SELECT popug.billing_day_open()", 0, {}
@@ -296,11 +305,8 @@ judge(HeapTuple tuple, TupleDesc tupdesc, const EventCols *cols, char **why)
 
 	if (!created && strcmp(name, "TaskAssigned") != 0 && strcmp(name, "TaskCompleted") != 0)
 		return VERDICT_SKIP;
-	if (created ? (version != 1 && version != 2) : version != 1)
-	{
-		*why = psprintf("%s version %d is not supported", name, version);
+	if ((*why = popug_event_version_problem(name, version)) != NULL)
 		return VERDICT_REFUSE;
-	}
 	*why = payload_refusal(name, DatumGetJsonbP(popug_field(tuple, tupdesc, cols->payload)));
 	return *why == NULL ? VERDICT_APPLY : VERDICT_REFUSE;
 }
@@ -343,7 +349,7 @@ apply_events(Datum events, bool fresh)
 	 * through the latest snapshot: a payout start committed before the lock
 	 * was granted is seen even if the transaction's snapshot is older.
 	 */
-	popug_exec(&shared_lock_plan, NULL, NULL, false, 1);
+	popug_xact_lock(POPUG_LOCK_BILLING, false);
 	popug_exec_latest(&open_day_plan, NULL, NULL, 1);
 	args[1] = popug_get(0, 1, &isnull);
 	args[0] = events;
@@ -629,7 +635,7 @@ popug_payment_apply(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("event must not be null")));
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "apply payments");
+	popug_require(&call, POPUG_ROLE_ADMIN | POPUG_ROLE_ACCOUNTANT, true, "apply payments");
 	PreventCommandIfReadOnly("popug.payment_apply()");
 	stored = stored_event(PointerGetDatum(PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(0))), &tupdesc);
 	changed = popug_payment_apply_event(stored, tupdesc);
@@ -658,8 +664,23 @@ popug_payments_apply(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_events must not be negative")));
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "apply payments");
+	popug_require(&call, POPUG_ROLE_ADMIN | POPUG_ROLE_ACCOUNTANT, true, "apply payments");
 	written = drain(max_events, &read);
 	popug_end(&call);
 	PG_RETURN_INT64((int64) written);
+}
+
+/*
+ * Defines accounting's setting and registers its consumer with what it
+ * does with a replayed dead letter (called from _PG_init).
+ */
+void
+AccountingInit(void)
+{
+	DefineCustomIntVariable("popug.accounting_batch_size",
+							"Events the accounting worker applies per transaction.",
+							NULL, &popug_accounting_batch, 1000, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	popug_consumer_register(CONSUMER, "popug.payments_apply()",
+							popug_payment_apply_event);
 }

@@ -16,7 +16,13 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "call.h"
+#include "events.h"
+#include "input.h"
+#include "json.h"
+#include "lock.h"
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
@@ -52,9 +58,6 @@ static PopugPlan set_active_plan = {
 static PopugPlan pool_lock_plan = {
 	"INSERT INTO popug.worker_pool DEFAULT VALUES ON CONFLICT (one) DO UPDATE SET n = popug.worker_pool.n RETURNING n",
 	0, {}
-};
-static PopugPlan pool_exclusive_plan = {
-	"SELECT popug.xact_lock(3, true)", 0, {}
 };
 static PopugPlan slot_add_plan = {
 	"WITH p AS (UPDATE popug.worker_pool SET n = n + 1 RETURNING n) "
@@ -236,7 +239,7 @@ popug_account_create(PG_FUNCTION_ARGS)
 		full_name = text_to_cstring(PG_GETARG_TEXT_PP(3));
 
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN, true, "create accounts");
+	popug_require(&call, POPUG_ROLE_ADMIN, true, "create accounts");
 
 	check_account_input(login, email, full_name);
 
@@ -253,16 +256,16 @@ popug_account_create(PG_FUNCTION_ARGS)
 	args[4] = full_name ? CStringGetTextDatum(full_name) : (Datum) 0;
 	nulls[4] = full_name ? ' ' : 'n';
 	popug_exec(&insert_plan, args, nulls, false, 0);
-	if (popug_role_from_name(role) == POPUG_WORKER)
+	if (popug_role_from_name(role) == POPUG_ROLE_WORKER)
 		pool_add(UUIDPGetDatum(id));
 
-	pj_begin(&js);
-	pj_uuid(&js, "account_id", id);
-	pj_text(&js, "login", login);
-	pj_text(&js, "email", email);
-	pj_text(&js, "role", role);
-	pj_text(&js, "full_name", full_name);
-	popug_event_append("AccountCreated", 1, "auth", id, pj_end(&js));
+	popug_json_begin(&js);
+	popug_json_uuid(&js, "account_id", id);
+	popug_json_text(&js, "login", login);
+	popug_json_text(&js, "email", email);
+	popug_json_text(&js, "role", role);
+	popug_json_text(&js, "full_name", full_name);
+	popug_event_append("AccountCreated", 1, "auth", id, popug_json_end(&js));
 
 	popug_end(&call);
 	PG_RETURN_UUID_P(id);
@@ -288,8 +291,8 @@ popug_account_set_role(PG_FUNCTION_ARGS)
 	new_role = popug_role_from_name(role);
 
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN, true, "change account roles");
-	popug_exec(&pool_exclusive_plan, NULL, NULL, false, 0);
+	popug_require(&call, POPUG_ROLE_ADMIN, true, "change account roles");
+	popug_xact_lock(POPUG_LOCK_POOL, true);
 
 	args[0] = PG_GETARG_DATUM(0);
 	old_role = lock_account(args[0], &active);
@@ -297,17 +300,17 @@ popug_account_set_role(PG_FUNCTION_ARGS)
 	{
 		args[1] = CStringGetTextDatum(role);
 		popug_exec(&set_role_plan, args, NULL, false, 0);
-		if (active && old_role == POPUG_WORKER)
+		if (active && old_role == POPUG_ROLE_WORKER)
 			pool_remove(args[0]);
-		else if (active && new_role == POPUG_WORKER)
+		else if (active && new_role == POPUG_ROLE_WORKER)
 			pool_add(args[0]);
 
-		pj_begin(&js);
-		pj_uuid(&js, "account_id", PG_GETARG_UUID_P(0));
-		pj_text(&js, "role", role);
-		pj_text(&js, "old_role", popug_role_name(old_role));
+		popug_json_begin(&js);
+		popug_json_uuid(&js, "account_id", PG_GETARG_UUID_P(0));
+		popug_json_text(&js, "role", role);
+		popug_json_text(&js, "old_role", popug_role_name(old_role));
 		popug_event_append("AccountRoleChanged", 1, "auth", PG_GETARG_UUID_P(0),
-						   pj_end(&js));
+						   popug_json_end(&js));
 	}
 	popug_end(&call);
 	PG_RETURN_VOID();
@@ -329,9 +332,9 @@ change_active(FunctionCallInfo fcinfo, bool active)
 
 	require_arg(fcinfo, 0, "account_id");
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN, true,
+	popug_require(&call, POPUG_ROLE_ADMIN, true,
 				  active ? "reactivate accounts" : "deactivate accounts");
-	popug_exec(&pool_exclusive_plan, NULL, NULL, false, 0);
+	popug_xact_lock(POPUG_LOCK_POOL, true);
 
 	arg = PG_GETARG_DATUM(0);
 	role = lock_account(arg, &was_active);
@@ -341,14 +344,14 @@ change_active(FunctionCallInfo fcinfo, bool active)
 
 		if (active)
 			check_role_exists(login);
-		if (role == POPUG_WORKER && active)
+		if (role == POPUG_ROLE_WORKER && active)
 			pool_add(arg);
-		else if (role == POPUG_WORKER)
+		else if (role == POPUG_ROLE_WORKER)
 			pool_remove(arg);
-		pj_begin(&js);
-		pj_uuid(&js, "account_id", PG_GETARG_UUID_P(0));
+		popug_json_begin(&js);
+		popug_json_uuid(&js, "account_id", PG_GETARG_UUID_P(0));
 		popug_event_append(active ? "AccountReactivated" : "AccountDeactivated", 1, "auth",
-						   PG_GETARG_UUID_P(0), pj_end(&js));
+						   PG_GETARG_UUID_P(0), popug_json_end(&js));
 	}
 	popug_end(&call);
 }

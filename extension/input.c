@@ -34,7 +34,11 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "input.h"
 
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"

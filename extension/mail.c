@@ -12,12 +12,12 @@
  * Sending claims due mails (FOR UPDATE SKIP LOCKED), counts the attempt and
  * sets next_attempt_at a lease ahead (the SMTP timeout and a second), so
  * that a sender that dies mid-send leaves the mail to be retried once the
- * lease runs out.  The mailer
- * worker commits the claim before talking to the server and records each
- * result in a transaction of its own right after, so a mail the server
- * confirmed is re-sent only if the worker dies in between (SMTP itself
- * cannot do better).  mail_dispatch() does all of it in the caller's
- * transaction.
+ * lease runs out.  The mailer worker (workers/mailer.c) commits the claim
+ * before talking to the server and records each result in a transaction
+ * of its own right after, so a mail the server confirmed is re-sent only
+ * if the worker dies in between (SMTP itself cannot do better).
+ * mail_dispatch() does all of it in the caller's transaction.  Nothing
+ * here commits.
  *
  * Results: 2xx sent; 5xx failed at once; 4xx or no answer (connection
  * refused, timeout) retried after popug.mail_retry_base * 2^(attempts-1)
@@ -32,23 +32,30 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "mail.h"
+
+#include "call.h"
+#include "consumer.h"
+#include "deadletter.h"
+#include "events.h"
+#include "input.h"
+#include "process.h"
 
 #include <curl/curl.h>
 #include <time.h>
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 
 #define CONSUMER "mailer"
-#define WORKER_BATCH 20
 
 /* settings */
 char	   *popug_smtp_url = NULL;
@@ -185,9 +192,12 @@ check_smtp_from(char **newval, void **extra, GucSource source)
 	return false;
 }
 
-/* Defines the mail settings (called from _PG_init). */
+/*
+ * Defines the mail settings and registers the mailer consumer with what it
+ * does with a replayed dead letter (called from _PG_init).
+ */
 void
-popug_mail_settings(void)
+MailInit(void)
 {
 	DefineCustomStringVariable("popug.smtp_url",
 							   "SMTP server payout mail is sent to: smtp://host:port or smtps://host:port.",
@@ -217,6 +227,8 @@ popug_mail_settings(void)
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("popug.mail_retention", "Days sent mail is kept.", NULL,
 							&popug_mail_retention, 30, 1, 3650, PGC_SUSET, 0, NULL, NULL, NULL);
+	popug_consumer_register(CONSUMER, "popug.mail_dispatch()",
+							popug_mail_apply_event);
 }
 
 /* ---- queueing ---- */
@@ -268,11 +280,12 @@ queue_event(HeapTuple tuple, TupleDesc tupdesc)
 {
 	int32		version = DatumGetInt32(popug_field(tuple, tupdesc,
 													SPI_fnumber(tupdesc, "event_version")));
+	char	   *problem = popug_event_version_problem("PayoutMade", version);
 
-	if (version != 1)
+	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("PayoutMade version %d is not supported", version)));
+				 errmsg_internal("%s", problem)));
 	queue_mail(popug_field(tuple, tupdesc, SPI_fnumber(tupdesc, "event_id")),
 			   popug_field(tuple, tupdesc, SPI_fnumber(tupdesc, "payload")));
 }
@@ -518,60 +531,56 @@ prune(void)
 	popug_exec(&prune_plan, &arg, NULL, false, 0);
 }
 
-/*
- * One pass of the mailer worker: queue new payout mail, then up to
- * WORKER_BATCH times claim one due mail and commit, send it with no
- * transaction open, record the outcome and commit.  The claim's lease is
- * the SMTP timeout plus a second: a sender still silent after that is
- * dead.  Called by the worker loop inside a transaction with a snapshot
- * pushed; returns inside one.
- */
-int64
-popug_mailer_step(bool *more)
+/* Queues the mail of new PayoutMade events and prunes old sent mail. */
+void
+popug_mail_queue(void)
 {
-	static MemoryContext cxt = NULL;
 	PopugCall	call;
-	int			sent = 0;
-	int			claimed = 0;
 
-	if (cxt == NULL)
-		cxt = AllocSetContextCreate(TopMemoryContext, "popug mailer",
-									ALLOCSET_DEFAULT_SIZES);
 	popug_begin(&call);
 	consume();
 	prune();
 	popug_end(&call);
+}
 
-	/* without a server, mail stays queued */
-	for (; claimed < WORKER_BATCH && popug_smtp_url[0] != '\0'; claimed++)
-	{
-		Mail	   *mail;
-		MemoryContext old;
+/*
+ * Claims one due mail into cxt, leased for the SMTP timeout plus a second:
+ * a sender still silent after that is dead.  NULL when none is due or no
+ * server is set (mail stays queued).
+ */
+PopugMail *
+popug_mail_claim(MemoryContext cxt)
+{
+	PopugCall	call;
+	Mail	   *mail = NULL;
 
-		MemoryContextReset(cxt);
-		popug_begin(&call);
-		if (claim(1, popug_smtp_timeout / 1000 + 1, cxt, &mail) == 0)
-		{
-			popug_end(&call);
-			break;
-		}
-		popug_end(&call);
+	if (popug_smtp_url[0] == '\0')
+		return NULL;
+	popug_begin(&call);
+	if (claim(1, popug_smtp_timeout / 1000 + 1, cxt, &mail) == 0)
+		mail = NULL;
+	popug_end(&call);
+	return mail;
+}
 
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		old = MemoryContextSwitchTo(cxt);
-		send_mail(mail);
-		MemoryContextSwitchTo(old);
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		CHECK_FOR_INTERRUPTS();
+/* Sends a claimed mail, with no transaction needed; notes the outcome. */
+void
+popug_mail_send(PopugMail *mail)
+{
+	send_mail(mail);
+}
 
-		popug_begin(&call);
-		sent += record(mail, 1);
-		popug_end(&call);
-	}
-	*more = claimed == WORKER_BATCH;
-	return sent;
+/* Records the outcome of a claimed mail; returns whether it was sent. */
+bool
+popug_mail_record(PopugMail *mail)
+{
+	PopugCall	call;
+	int			sent;
+
+	popug_begin(&call);
+	sent = record(mail, 1);
+	popug_end(&call);
+	return sent > 0;
 }
 
 PG_FUNCTION_INFO_V1(popug_mail_dispatch);
@@ -596,7 +605,7 @@ popug_mail_dispatch(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_mails must not be negative")));
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN, true, "send mail");
+	popug_require(&call, POPUG_ROLE_ADMIN, true, "send mail");
 	consume();
 	prune();
 	n = max > 0 && popug_smtp_url[0] != '\0' ? claim(max, 0, CurrentMemoryContext, &mails) : 0;
@@ -628,7 +637,7 @@ popug_mail_resend(PG_FUNCTION_ARGS)
 				 errmsg("mail_id must not be null")));
 	id = PG_GETARG_DATUM(0);
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN, true, "resend mail");
+	popug_require(&call, POPUG_ROLE_ADMIN, true, "resend mail");
 	if (popug_exec(&mail_plan, &id, NULL, false, 1) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -647,7 +656,7 @@ popug_mail_resend(PG_FUNCTION_ARGS)
 						(long long) DatumGetInt64(id)),
 				 errdetail_internal("%s", problem)));
 	popug_exec(&resend_plan, &id, NULL, false, 0);
-	popug_wake_at_commit(POPUG_WORKER_MAILER);
+	popug_wake_at_commit(POPUG_PROCESS_MAILER);
 	popug_end(&call);
 	PG_RETURN_VOID();
 }

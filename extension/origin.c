@@ -50,7 +50,11 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "origin.h"
+
+#include "plan.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"

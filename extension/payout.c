@@ -38,15 +38,28 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "postgres.h"
+
+#include "payout.h"
+
+#include "call.h"
+#include "day.h"
+#include "events.h"
+#include "json.h"
+#include "lock.h"
 #include "popug.h"
+#include "process.h"
 
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/guc.h"
 
-static PopugPlan payout_lock_plan = {"SELECT popug.xact_lock(2, true)", 0, {}};
+/* settings */
+int			popug_payout_batch_size = 5000;
+
 /* The state of the last day begun: what each committed step changes. */
 static PopugPlan last_day_plan = {
 	"SELECT (SELECT ROW(day, paid_upto, closed_at)::text FROM popug.billing_day"
@@ -63,9 +76,6 @@ static PopugPlan next_day_plan = {
 	"SELECT COALESCE((SELECT max(day) + 1 FROM popug.billing_day),"
 	"                (SELECT min(billing_day) FROM popug.payment))",
 	0, {}
-};
-static PopugPlan exclusive_lock_plan = {
-	"SELECT popug.xact_lock(1, true)", 0, {}
 };
 /* Starts day $1: from now on no payment lands on it. */
 static PopugPlan start_plan = {
@@ -133,12 +143,6 @@ static PopugPlan close_plan = {
 	1, {DATEOID}
 };
 
-/* The due day of the scheduler: D once D + 1 has reached payout_at. */
-static PopugPlan due_day_plan = {
-	"SELECT (now() AT TIME ZONE $1)::date"
-	"     - CASE WHEN (now() AT TIME ZONE $1)::time >= $2::time THEN 1 ELSE 2 END",
-	2, {TEXTOID, TEXTOID}
-};
 static PopugPlan step_plan = {
 	"SELECT popug.payout_step($1, $2)", 2, {DATEOID, INT4OID}
 };
@@ -152,11 +156,11 @@ close_day(DateADT day)
 	PopugJson	js;
 
 	popug_exec(&close_plan, &arg, NULL, false, 1);
-	pj_begin(&js);
-	pj_date(&js, "billing_day", arg);
-	pj_int(&js, "accounts_paid", DatumGetInt64(popug_get(0, 1, &isnull)));
-	pj_numeric(&js, "total_paid", popug_get(0, 2, &isnull));
-	popug_event_append("BillingCycleClosed", 1, "payout", NULL, pj_end(&js));
+	popug_json_begin(&js);
+	popug_json_date(&js, "billing_day", arg);
+	popug_json_int(&js, "accounts_paid", DatumGetInt64(popug_get(0, 1, &isnull)));
+	popug_json_numeric(&js, "total_paid", popug_get(0, 2, &isnull));
+	popug_event_append("BillingCycleClosed", 1, "payout", NULL, popug_json_end(&js));
 }
 
 /*
@@ -170,7 +174,7 @@ popug_payout_step(DateADT upto, int batch)
 	Datum		args[2];
 	DateADT		day;
 
-	popug_exec(&payout_lock_plan, NULL, NULL, false, 0);
+	popug_xact_lock(POPUG_LOCK_PAYOUT, true);
 	popug_require_fresh(&last_day_plan, "payout step");
 
 	if (popug_exec(&running_plan, NULL, NULL, false, 1) == 1)
@@ -185,7 +189,7 @@ popug_payout_step(DateADT upto, int batch)
 		else if (popug_exec(&batch_plan, args, NULL, false, 0) > 0)
 		{
 			popug_events_written();
-			popug_wake_at_commit(POPUG_WORKER_MAILER);
+			popug_wake_at_commit(POPUG_PROCESS_MAILER);
 		}
 		return false;
 	}
@@ -196,7 +200,7 @@ popug_payout_step(DateADT upto, int batch)
 		return true;
 
 	/* start the day: no payment can land on it after this commits */
-	popug_exec(&exclusive_lock_plan, NULL, NULL, false, 0);
+	popug_xact_lock(POPUG_LOCK_BILLING, true);
 	popug_exec(&start_plan, args, NULL, false, 0);
 	return false;
 }
@@ -226,7 +230,7 @@ popug_payout_step_sql(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("payout batch size must be positive")));
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "run payouts");
+	popug_require(&call, POPUG_ROLE_ADMIN | POPUG_ROLE_ACCOUNTANT, true, "run payouts");
 	PreventCommandIfReadOnly("popug.payout_step()");
 	upto = PG_ARGISNULL(0) ? popug_today() - 1 : PG_GETARG_DATEADT(0);
 	if (upto > popug_today())
@@ -275,25 +279,12 @@ popug_payout_run(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* One pass of the scheduler worker: a step of the due payout, if any. */
-int64
-popug_scheduler_step(bool *more)
+/* Defines the payout settings (called from _PG_init). */
+void
+PayoutInit(void)
 {
-	PopugCall	call;
-	Datum		args[2];
-	bool		isnull;
-	bool		done;
-
-	*more = false;
-	if (popug_payout_at == NULL || popug_payout_at[0] == '\0')
-		return 0;
-	popug_begin(&call);
-	args[0] = CStringGetTextDatum(popug_timezone);
-	args[1] = CStringGetTextDatum(popug_payout_at);
-	popug_exec(&due_day_plan, args, NULL, false, 1);
-	done = popug_payout_step(DatumGetDateADT(popug_get(0, 1, &isnull)),
-							 popug_payout_batch_size);
-	popug_end(&call);
-	*more = !done;
-	return done ? 0 : 1;
+	DefineCustomIntVariable("popug.payout_batch_size",
+							"Accounts paid per committed batch of popug.payout_run.",
+							NULL, &popug_payout_batch_size, 5000, 1, 10000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
 }

@@ -390,3 +390,12 @@ AS 'MODULE_PATHNAME', 'popug_stats_day'
 LANGUAGE C CALLED ON NULL INPUT STABLE ROWS 1 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.stats_day(date) IS
 	'The statistics of one billing day (by default or NULL: today in popug.timezone) (admins, accountants)';
+
+-- C module structure: worker_status_rows() calls the C function named
+-- after it (the name 0.1 used stays in the library for 0.1's SQL).
+CREATE OR REPLACE FUNCTION popug.worker_status_rows(OUT worker text, OUT pid integer, OUT state text,
+										 OUT last_run timestamptz, OUT processed bigint,
+										 OUT last_error text, OUT errors bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'popug_worker_status_rows'
+LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;

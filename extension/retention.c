@@ -49,7 +49,13 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "retention.h"
+
+#include "call.h"
+#include "deadletter.h"
+#include "lock.h"
 
 #include <limits.h>
 #include <math.h>
@@ -72,7 +78,7 @@ int			popug_event_retention = 7 * 24 * 3600;
 
 /* Defines popug.event_retention. */
 void
-popug_retention_settings(void)
+RetentionInit(void)
 {
 	DefineCustomIntVariable("popug.event_retention",
 							"How long events are kept; 0 keeps every event.",
@@ -81,7 +87,6 @@ popug_retention_settings(void)
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 }
 
-static PopugPlan lock_plan = {"SELECT popug.xact_lock(4, true)", 0, {}};
 
 /* Waits for the transactions that have written events; holds off new ones. */
 static PopugPlan writers_plan = {"LOCK TABLE popug.event IN SHARE MODE", 0, {}};
@@ -324,7 +329,7 @@ popug_event_maintain(int *created, int *dropped)
 	int			nest;
 
 	*created = *dropped = 0;
-	popug_exec(&lock_plan, NULL, NULL, false, 0);
+	popug_xact_lock(POPUG_LOCK_RETENTION, true);
 	nest = NewGUCNestLevel();
 	(void) set_config_option("lock_timeout", LOCK_TIMEOUT, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
@@ -446,7 +451,7 @@ popug_event_maintenance(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "popug.event_maintenance must return a row");
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN, true, "maintain the event log");
+	popug_require(&call, POPUG_ROLE_ADMIN, true, "maintain the event log");
 	popug_event_maintain(&created, &dropped);
 	popug_end(&call);
 	values[0] = Int32GetDatum(created);

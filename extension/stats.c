@@ -31,6 +31,11 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "postgres.h"
+
+#include "call.h"
+#include "day.h"
+#include "input.h"
 #include "popug.h"
 
 #include "catalog/pg_type.h"
@@ -178,7 +183,7 @@ popug_stats_days(PG_FUNCTION_ARGS)
 	check_range(fcinfo);
 	InitMaterializedSRF(fcinfo, 0);
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "read statistics");
+	popug_require(&call, POPUG_ROLE_ADMIN | POPUG_ROLE_ACCOUNTANT, true, "read statistics");
 	stats_range(fcinfo, PG_GETARG_DATUM(0), PG_GETARG_DATUM(1));
 	popug_end(&call);
 	PG_RETURN_VOID();
@@ -197,7 +202,7 @@ popug_stats_day(PG_FUNCTION_ARGS)
 		popug_check_day(PG_GETARG_DATEADT(0), "day");
 	InitMaterializedSRF(fcinfo, 0);
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN | POPUG_ACCOUNTANT, true, "read statistics");
+	popug_require(&call, POPUG_ROLE_ADMIN | POPUG_ROLE_ACCOUNTANT, true, "read statistics");
 	day = PG_ARGISNULL(0) ? DateADTGetDatum(popug_today()) : PG_GETARG_DATUM(0);
 	stats_range(fcinfo, day, day);
 	popug_end(&call);
@@ -216,7 +221,7 @@ popug_stats_most_expensive_task(PG_FUNCTION_ARGS)
 	check_range(fcinfo);
 	InitMaterializedSRF(fcinfo, 0);
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN, true, "read task analytics");
+	popug_require(&call, POPUG_ROLE_ADMIN, true, "read task analytics");
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
 	return_rows(fcinfo, popug_exec(&expensive_plan, args, NULL, true, 1));

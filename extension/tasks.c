@@ -22,7 +22,13 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "call.h"
+#include "events.h"
+#include "input.h"
+#include "json.h"
+#include "lock.h"
 
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
@@ -34,9 +40,6 @@
 #define MAX_DESCRIPTION_LEN 10000
 #define MAX_JIRA_ID_LEN 64
 
-static PopugPlan pool_shared_plan = {
-	"SELECT popug.xact_lock(3, false)", 0, {}
-};
 /* The pool's version: every change of the pool updates its one row. */
 static PopugPlan pool_version_plan = {
 	"SELECT (SELECT xmin::text FROM popug.worker_pool)", 0, {}
@@ -195,7 +198,7 @@ check_jira_id(const char *jira_id)
 static void
 lock_pool(void)
 {
-	popug_exec(&pool_shared_plan, NULL, NULL, false, 0);
+	popug_xact_lock(POPUG_LOCK_POOL, false);
 	popug_require_fresh(&pool_version_plan, "change of the worker pool");
 }
 
@@ -275,23 +278,23 @@ popug_task_create(PG_FUNCTION_ARGS)
 	args[7] = UUIDPGetDatum(&call.account_id);
 	popug_exec(&insert_plan, args, nulls, false, 0);
 
-	pj_begin(&js);
-	pj_uuid(&js, "task_id", id);
-	pj_text(&js, "jira_id", jira_id);
-	pj_text(&js, "title", title);
-	pj_text(&js, "description", description);
-	pj_numeric(&js, "assign_fee", fee);
-	pj_numeric(&js, "complete_reward", reward);
-	pj_uuid(&js, "created_by", &call.account_id);
-	popug_event_append("TaskCreated", 2, "tasks", id, pj_end(&js));
+	popug_json_begin(&js);
+	popug_json_uuid(&js, "task_id", id);
+	popug_json_text(&js, "jira_id", jira_id);
+	popug_json_text(&js, "title", title);
+	popug_json_text(&js, "description", description);
+	popug_json_numeric(&js, "assign_fee", fee);
+	popug_json_numeric(&js, "complete_reward", reward);
+	popug_json_uuid(&js, "created_by", &call.account_id);
+	popug_event_append("TaskCreated", 2, "tasks", id, popug_json_end(&js));
 
-	pj_begin(&js);
-	pj_uuid(&js, "task_id", id);
-	pj_uuid(&js, "assignee_id", &assignee);
-	pj_uuid(&js, "previous_assignee_id", NULL);
-	pj_numeric(&js, "assign_fee", fee);
-	pj_text(&js, "reason", "create");
-	popug_event_append("TaskAssigned", 1, "tasks", id, pj_end(&js));
+	popug_json_begin(&js);
+	popug_json_uuid(&js, "task_id", id);
+	popug_json_uuid(&js, "assignee_id", &assignee);
+	popug_json_uuid(&js, "previous_assignee_id", NULL);
+	popug_json_numeric(&js, "assign_fee", fee);
+	popug_json_text(&js, "reason", "create");
+	popug_event_append("TaskAssigned", 1, "tasks", id, popug_json_end(&js));
 
 	popug_end(&call);
 	PG_RETURN_UUID_P(id);
@@ -344,11 +347,11 @@ popug_task_complete(PG_FUNCTION_ARGS)
 	}
 	reward = popug_get(0, 1, &isnull);
 
-	pj_begin(&js);
-	pj_uuid(&js, "task_id", id);
-	pj_uuid(&js, "assignee_id", &call.account_id);
-	pj_numeric(&js, "complete_reward", reward);
-	popug_event_append("TaskCompleted", 1, "tasks", id, pj_end(&js));
+	popug_json_begin(&js);
+	popug_json_uuid(&js, "task_id", id);
+	popug_json_uuid(&js, "assignee_id", &call.account_id);
+	popug_json_numeric(&js, "complete_reward", reward);
+	popug_event_append("TaskCompleted", 1, "tasks", id, popug_json_end(&js));
 
 	popug_end(&call);
 	PG_RETURN_VOID();
@@ -366,7 +369,7 @@ popug_tasks_shuffle(PG_FUNCTION_ARGS)
 	uint64		moved;
 
 	popug_begin(&call);
-	popug_require(&call, POPUG_ADMIN | POPUG_MANAGER, false, "shuffle tasks");
+	popug_require(&call, POPUG_ROLE_ADMIN | POPUG_ROLE_MANAGER, false, "shuffle tasks");
 
 	lock_pool();
 	popug_exec(&pool_size_plan, NULL, NULL, false, 1);

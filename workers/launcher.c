@@ -18,7 +18,9 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "process.h"
 
 #include "access/heapam.h"
 #include "access/table.h"
@@ -44,9 +46,9 @@
 PGDLLEXPORT void popug_launcher_main(Datum arg);
 
 /* the workers this launcher started; NULL where none runs */
-static BackgroundWorkerHandle *handles[POPUG_NUM_WORKERS];
+static BackgroundWorkerHandle *handles[POPUG_NUM_PROCESSES];
 /* when each stopped worker may start again (0: at once) */
-static TimestampTz restart_at[POPUG_NUM_WORKERS];
+static TimestampTz restart_at[POPUG_NUM_PROCESSES];
 
 /*
  * Whether popug.database exists and takes connections.  A process bound to
@@ -85,7 +87,7 @@ database_exists(void)
 static void
 stop_workers(int code, Datum arg)
 {
-	for (int i = 0; i < POPUG_NUM_WORKERS; i++)
+	for (int i = 0; i < POPUG_NUM_PROCESSES; i++)
 		if (handles[i] != NULL)
 			TerminateBackgroundWorker(handles[i]);
 }
@@ -99,7 +101,7 @@ reap_workers(void)
 {
 	bool		any = false;
 
-	for (int i = 0; i < POPUG_NUM_WORKERS; i++)
+	for (int i = 0; i < POPUG_NUM_PROCESSES; i++)
 	{
 		pid_t		pid;
 
@@ -128,11 +130,11 @@ start_workers(void)
 	TimestampTz now = GetCurrentTimestamp();
 	long		next = -1;
 
-	for (int i = 0; i < POPUG_NUM_WORKERS; i++)
+	for (int i = 0; i < POPUG_NUM_PROCESSES; i++)
 	{
 		BackgroundWorker worker;
 
-		if (handles[i] != NULL || !popug_worker_define((PopugWorkerKind) i, &worker))
+		if (handles[i] != NULL || !popug_process_define((PopugProcess) i, &worker))
 			continue;
 		if (restart_at[i] > now)
 		{
@@ -147,7 +149,7 @@ start_workers(void)
 			ereport(WARNING,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("could not start the popug %s worker",
-							popug_worker_names[i]),
+							popug_process_names[i]),
 					 errhint("Raise max_worker_processes.")));
 			handles[i] = NULL;
 			restart_at[i] = TimestampTzPlusMilliseconds(now, RESTART_MS);

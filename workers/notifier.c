@@ -11,7 +11,10 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "process.h"
+#include "worker.h"
 
 #include "commands/async.h"
 #include "postmaster/bgworker.h"
@@ -30,6 +33,6 @@ notify_step(bool *more)
 void
 popug_notifier_main(Datum arg)
 {
-	popug_worker_main(POPUG_WORKER_NOTIFIER, notify_step, 0,
+	popug_worker_main(POPUG_PROCESS_NOTIFIER, notify_step, 0,
 					  popug_notify_interval);
 }

@@ -3,17 +3,25 @@
  * worker.c
  *		The main loop shared by popug's background workers.
  *
- * Each worker is thin: a step function in core code does the work, this
- * loop provides the rest.  SIGTERM is die(), SIGHUP reloads the config, the
- * latch is waited on with WL_EXIT_ON_PM_DEATH.  Each pass is one
- * transaction; its memory lives in a context reset every pass.  An error
- * in a pass is logged and recorded in popug.worker_status, the transaction
- * is rolled back and the pass retried after a growing pause (up to a
- * minute), so a bad event or a down server never crash-loops the worker.
+ * Each worker's file in workers/ gives this loop a step function that
+ * does its pass with the core modules' functions; the loop provides the
+ * rest, transactions included: extension/ code never commits on a
+ * worker's behalf.  SIGTERM is die(), SIGHUP reloads the config, the latch
+ * is waited on with WL_EXIT_ON_PM_DEATH.  Each pass is one transaction
+ * (the mailer's step commits and starts more, see
+ * popug_worker_xact_begin); its memory lives in a context reset every
+ * pass.  An error in a pass is logged and recorded in popug.worker_status,
+ * the transaction is rolled back and the pass retried after a growing
+ * pause (up to a minute), so a bad event or a down server never
+ * crash-loops the worker.
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "origin.h"
+#include "process.h"
+#include "worker.h"
 
 #include "access/xact.h"
 #include "miscadmin.h"
@@ -86,11 +94,11 @@ pause_for(long ms)
  * came while the last pass ran returns at once.
  */
 static void
-wait_for_work(PopugWorkerKind kind, long idle_ms)
+wait_for_work(PopugProcess proc, long idle_ms)
 {
 	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), idle_ms);
 
-	while (!popug_take_wakeup(kind))
+	while (!popug_take_wakeup(proc))
 	{
 		long		left = idle_ms > 0 ? ms_until(end) : LOOK_MS;
 
@@ -102,34 +110,53 @@ wait_for_work(PopugWorkerKind kind, long idle_ms)
 }
 
 /*
+ * Starts a worker's transaction with a snapshot pushed, as a step runs in.
+ * A step that must not hold a transaction open for a while (the mailer
+ * talking to its server) commits with popug_worker_xact_commit and starts
+ * again with this.
+ */
+void
+popug_worker_xact_begin(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+/* Commits a transaction started by popug_worker_xact_begin. */
+void
+popug_worker_xact_commit(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
  * One pass: a transaction around the step, unless the extension is absent
  * or at another version than this library (until ALTER EXTENSION UPDATE).
  */
 static int64
-run_pass(PopugWorkerKind kind, PopugWorkerStep step, bool *more, bool *present)
+run_pass(PopugProcess proc, PopugWorkerStep step, bool *more, bool *present)
 {
 	int64		n = 0;
 	char	   *version;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	popug_worker_xact_begin();
 	version = popug_installed_version();
 	*present = version != NULL && strcmp(version, POPUG_VERSION) == 0;
 	if (*present)
 	{
-		pgstat_report_activity(STATE_RUNNING, popug_worker_names[kind]);
+		pgstat_report_activity(STATE_RUNNING, popug_process_names[proc]);
 		n = step(more);
 	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	popug_worker_xact_commit();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return n;
 }
 
 void
-popug_worker_main(PopugWorkerKind kind, PopugWorkerStep step, long idle_ms,
+popug_worker_main(PopugProcess proc, PopugWorkerStep step, long idle_ms,
 				  long min_gap_ms)
 {
 	MemoryContext loop_cxt;
@@ -140,7 +167,7 @@ popug_worker_main(PopugWorkerKind kind, PopugWorkerStep step, long idle_ms,
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(popug_database, NULL, 0);
-	popug_status_attach(kind);
+	popug_status_attach(proc);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
@@ -164,26 +191,33 @@ popug_worker_main(PopugWorkerKind kind, PopugWorkerStep step, long idle_ms,
 		if (backoff > 0)
 			pause_for(backoff);
 		else if (!more)
-			wait_for_work(kind, idle_ms);
+			wait_for_work(proc, idle_ms);
 		else
 			(void) serve_interrupts();
 
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
 		more = false;
+
+		/*
+		 * The worker's top-level error handler, not popug_try: an error
+		 * here ends the whole pass (the transaction is aborted, not a
+		 * subtransaction rolled back), is logged and recorded, and the pass
+		 * is retried after a pause.  Nothing is set aside or raised again.
+		 */
 		PG_TRY();
 		{
-			n = run_pass(kind, step, &again, &present);
+			n = run_pass(proc, step, &again, &present);
 			more = again;
 			if (present)
-				popug_status_set(kind, "idle", n, backoff > 0 ? "" : NULL);
+				popug_status_set(proc, "idle", n, backoff > 0 ? "" : NULL);
 			else
-				popug_status_set(kind, "waiting for extension popug " POPUG_VERSION, 0, NULL);
+				popug_status_set(proc, "waiting for extension popug " POPUG_VERSION, 0, NULL);
 			backoff = 0;
 			if (!present)
 			{
 				/* look again after the poll (or sooner), woken or not */
-				wait_for_work(kind, idle_ms > 0 ? Min(idle_ms, NO_EXTENSION_POLL_MS)
+				wait_for_work(proc, idle_ms > 0 ? Min(idle_ms, NO_EXTENSION_POLL_MS)
 							  : NO_EXTENSION_POLL_MS);
 				more = true;
 			}
@@ -202,7 +236,7 @@ popug_worker_main(PopugWorkerKind kind, PopugWorkerStep step, long idle_ms,
 			FlushErrorState();
 			pgstat_report_activity(STATE_IDLE, NULL);
 			backoff = backoff == 0 ? 1000 : Min(backoff * 2, MAX_BACKOFF_MS);
-			popug_status_set(kind, "retrying after error", 0,
+			popug_status_set(proc, "retrying after error", 0,
 							 edata->message ? edata->message : "unknown error");
 			more = false;
 			RESUME_INTERRUPTS();

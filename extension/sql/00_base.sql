@@ -16,11 +16,16 @@ CREATE TYPE popug.role AS ENUM ('admin', 'manager', 'accountant', 'worker');
 COMMENT ON TYPE popug.role IS 'What an account may do: admin, manager, accountant or worker';
 
 -- popug's locks (advisory, transaction-scoped; no row lock, page write or
--- WAL), taken shared or exclusive:
---   1  billing: shared to apply payments, exclusive to start a day's payout
---   2  payout runs: exclusive for each step, so runs never overlap
---   3  worker pool: shared to assign tasks, exclusive to take a worker out
---   4  event log maintenance: exclusive, so runs never overlap
+-- WAL), taken shared or exclusive; C names the keys with PopugLock
+-- (extension/lock.h):
+--   1  billing (POPUG_LOCK_BILLING): shared to apply payments, exclusive
+--      to start a day's payout
+--   2  payout runs (POPUG_LOCK_PAYOUT): exclusive for each step, so runs
+--      never overlap
+--   3  worker pool (POPUG_LOCK_POOL): shared to assign tasks, exclusive to
+--      take a worker out
+--   4  event log maintenance (POPUG_LOCK_RETENTION): exclusive, so runs
+--      never overlap
 CREATE FUNCTION popug.xact_lock(key integer, exclusive boolean)
 RETURNS void
 LANGUAGE sql VOLATILE

@@ -140,7 +140,7 @@ CREATE FUNCTION popug.worker_status_rows(OUT worker text, OUT pid integer, OUT s
 										 OUT last_run timestamptz, OUT processed bigint,
 										 OUT last_error text, OUT errors bigint)
 RETURNS SETOF record
-AS 'MODULE_PATHNAME', 'popug_worker_status'
+AS 'MODULE_PATHNAME', 'popug_worker_status_rows'
 LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION popug.worker_status_rows() IS
 	'Background workers as seen in shared memory (rows for admins, superusers and pg_monitor only)';

@@ -5,7 +5,7 @@
 -- if that is later.  A payout of day D inserts D into popug.billing_day
 -- (closed_at NULL while it runs) under the exclusive billing lock; payment
 -- application computes its day under the shared billing lock (both via
--- popug.xact_lock(1, ...)).  So once the payout of D has started, every payment
+-- popug.xact_lock(1, ...), POPUG_LOCK_BILLING).  So once the payout of D has started, every payment
 -- applied counts on D + 1 or later, and none in flight can still land on D.
 
 -- Money never overflows (SPEC 4).  A payment carries at most what

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
- * accounting.c
- *		The accounting worker: applies events to money as they commit.
+ * applier.c
+ *		The accounting worker ("popug accounting"): applies events to money
+ *		as they commit.
  *
  * Producers set its latch when they commit events (popug_events_written);
  * each pass applies one batch of the accounting consumer and runs again at
@@ -13,7 +14,11 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "popug.h"
+#include "postgres.h"
+
+#include "accounting.h"
+#include "process.h"
+#include "worker.h"
 
 #include "postmaster/bgworker.h"
 
@@ -25,6 +30,6 @@ PGDLLEXPORT void popug_accounting_main(Datum arg);
 void
 popug_accounting_main(Datum arg)
 {
-	popug_worker_main(POPUG_WORKER_ACCOUNTING, popug_accounting_step,
+	popug_worker_main(POPUG_PROCESS_ACCOUNTING, popug_accounting_step,
 					  SAFETY_POLL_MS, popug_notify_interval);
 }
