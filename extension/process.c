@@ -310,6 +310,25 @@ popug_worker_status(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Fills in what the launcher and the workers share: a database-connected
+ * background worker of library popug, run by function and named name
+ * (also its bgw_type), started once recovery is over.
+ */
+static void
+define_bgworker(BackgroundWorker *worker, const char *function,
+				const char *name)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	strlcpy(worker->bgw_library_name, "popug", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker->bgw_name, name, BGW_MAXLEN);
+	strlcpy(worker->bgw_type, name, BGW_MAXLEN);
+}
+
+/*
  * Fills in the definition of one of popug's workers, started by the
  * launcher (workers/launcher.c) as a dynamic background worker; false for
  * a worker not built.
@@ -317,17 +336,13 @@ popug_worker_status(PG_FUNCTION_ARGS)
 bool
 popug_process_define(PopugProcess proc, BackgroundWorker *worker)
 {
+	char		name[BGW_MAXLEN];
+
 	if (worker_functions[proc] == NULL)
 		return false;
-	memset(worker, 0, sizeof(*worker));
-	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	snprintf(name, BGW_MAXLEN, "popug %s", popug_process_names[proc]);
+	define_bgworker(worker, worker_functions[proc], name);
 	worker->bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher does */
-	strlcpy(worker->bgw_library_name, "popug", BGW_MAXLEN);
-	strlcpy(worker->bgw_function_name, worker_functions[proc], BGW_MAXLEN);
-	snprintf(worker->bgw_name, BGW_MAXLEN, "popug %s", popug_process_names[proc]);
-	snprintf(worker->bgw_type, BGW_MAXLEN, "popug %s", popug_process_names[proc]);
 	worker->bgw_main_arg = Int32GetDatum(proc);
 	return true;
 }
@@ -341,15 +356,8 @@ register_launcher(void)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	define_bgworker(&worker, "popug_launcher_main", "popug launcher");
 	worker.bgw_restart_time = 5;
-	strlcpy(worker.bgw_library_name, "popug", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "popug_launcher_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "popug launcher", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "popug launcher", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -387,5 +395,10 @@ ProcessInit(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = popug_shmem_startup;
 
-	register_launcher();
+	/*
+	 * pg_upgrade's servers (binary upgrade mode) run no workers: the
+	 * database is being rebuilt under them, and nothing may write to it.
+	 */
+	if (!IsBinaryUpgrade)
+		register_launcher();
 }
