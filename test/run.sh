@@ -108,36 +108,47 @@ for i in $(seq 1 150); do
 	sleep 0.1
 done
 
-# regress LABEL DRIVER DB DIR EXT: a pg_regress-style run (pg_regress or
-# pg_isolation_regress) of the selected DIR/*.EXT in database DB, which no
-# worker serves, each test counted; output compared with expected/.
-regress() {
-	local label=$1 driver=$2 db=$3 dir=$4 ext=$5 f out rc ok bad tests=()
+# installcheck LABEL DIR EXT: make installcheck (PGXS, with the Makefile's
+# REGRESS_OPTS and ISOLATION_OPTS) against this cluster, limited to the
+# selected DIR/*.EXT: the REGRESS tests (LABEL regress) or the ISOLATION
+# specs (LABEL isolation).  Their databases are ones no worker serves.
+# Output goes to $WORK/LABEL; the tests are counted from pg_regress's
+# summary ("All N tests passed." or "N of M tests failed.").
+installcheck() {
+	local label=$1 dir=$2 ext=$3 f out rc sum tests=() lists
 	for f in "$dir"/*."$ext"; do
 		[ -e "$f" ] && selected "$f" && tests+=("$(basename "$f" ".$ext")")
 	done
 	[ ${#tests[@]} -gt 0 ] || return 0
+	if [ "$label" = regress ]; then
+		lists=(REGRESS="${tests[*]}" ISOLATION=)
+	else
+		lists=(REGRESS= ISOLATION="${tests[*]}")
+	fi
 	out=$WORK/$label.out
-	timeout 900 "$STAGE/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/$driver" \
-		--bindir="$PG_BIN" --inputdir=. --outputdir="$WORK/$label" \
-		--load-extension=popug --dbname="$db" "${tests[@]}" >"$out" 2>&1
+	timeout 900 make -s installcheck PG_CONFIG="$SYS_PG_CONFIG" "${lists[@]}" \
+		EXTRA_REGRESS_OPTS="--outputdir=$WORK/$label" >"$out" 2>&1
 	rc=$?
-	ok=$(grep -cE '^(test| )? *[a-z0-9_]+ +\.\.\. ok' "$out")
-	bad=$(grep -cE '\.\.\. FAILED' "$out")
-	passed=$((passed + ok))
-	failed=$((failed + bad))
-	[ "$rc" -ne 0 ] && [ "$bad" -eq 0 ] && failed=$((failed + 1))
+	sum=$(grep -E '^ *(All [0-9]+ tests passed|[0-9]+ of [0-9]+ tests failed)' "$out")
+	if [[ $sum =~ All\ ([0-9]+)\ tests\ passed ]]; then
+		passed=$((passed + BASH_REMATCH[1]))
+	elif [[ $sum =~ ([0-9]+)\ of\ ([0-9]+)\ tests\ failed ]]; then
+		passed=$((passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
+		failed=$((failed + BASH_REMATCH[1]))
+	fi
+	[ "$rc" -ne 0 ] && ! [[ $sum =~ failed ]] && failed=$((failed + 1))
 	if [ "$rc" -ne 0 ]; then
+		echo "FAILED: $label" >&2
 		cat "$out" >&2
 		cat "$WORK/$label/regression.diffs" >&2 2>/dev/null
 	else
-		echo "ok: $label ($ok)" >&2
+		echo "ok: $label (${#tests[@]})" >&2
 	fi
 }
 
 # pg_regress: one test per sql/*.sql.
 log "pg_regress"
-regress regress regress/pg_regress popug_regress sql sql
+installcheck regress sql sql
 
 # isolationtester: one test per specs/*.spec, each a race played in every
 # interleaving its permutations name (steps that wait on a lock included).
@@ -153,7 +164,7 @@ for i in $(seq 1 100); do
 	sleep 0.1
 done
 PGOPTIONS="-c popug.smtp_url=smtp://127.0.0.1:$smtp_port -c popug_test.smtp_record=$smtp_record" \
-	regress isolation isolation/pg_isolation_regress popug_isolation specs spec
+	installcheck isolation specs spec
 kill "$smtp_pid" && wait "$smtp_pid" 2>/dev/null
 smtp_pid=
 
