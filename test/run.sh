@@ -19,25 +19,33 @@ cd "$POPUG_ROOT"
 
 passed=0
 failed=0
-count() {	# count NAME OUTPUT_FILE EXIT_CODE: tallies TAP lines of one file
-	local ok notok
-	ok=$(grep -cE '^[[:space:]]*ok [0-9]+' "$2")
-	notok=$(grep -cE '^[[:space:]]*not ok [0-9]+' "$2")
-	passed=$((passed + ok))
-	failed=$((failed + notok))
-	if [ "$3" -ne 0 ] && [ "$notok" -eq 0 ]; then
+tally() {	# tally NAME OUTPUT_FILE EXIT_CODE PASSED FAILED: adds one file's results
+	passed=$((passed + $4))
+	failed=$((failed + $5))
+	if [ "$3" -ne 0 ] && [ "$5" -eq 0 ]; then
 		failed=$((failed + 1))	# died, or ran fewer tests than planned
 	fi
 	if [ "$3" -ne 0 ]; then
 		echo "FAILED: $1" >&2
-		sed 's/^/    /' "$2" | tail -n 40 >&2
+		sed 's/^/    /' "$2" | tail -n 60 >&2
 	else
-		echo "ok: $1 ($ok)" >&2
+		echo "ok: $1 ($4)" >&2
 	fi
+}
+count() {	# count NAME OUTPUT_FILE EXIT_CODE: tallies the TAP lines of one file
+	tally "$@" "$(grep -cE '^[[:space:]]*ok [0-9]+' "$2")" "$(grep -cE '^[[:space:]]*not ok [0-9]+' "$2")"
+}
+count_junit() {	# count_junit NAME OUTPUT_FILE EXIT_CODE: tallies pytest's junit xml, OUTPUT_FILE.xml
+	local t
+	t=$("$PYTHON" -c 'import sys, xml.etree.ElementTree as E
+s = E.parse(sys.argv[1]).getroot().find("testsuite")
+n = lambda k: int(s.get(k))
+print(n("tests") - n("skipped") - n("failures") - n("errors"), n("failures") + n("errors"))' "$2.xml" 2>/dev/null)
+	tally "$@" ${t:-0 0}
 }
 finish() {
 	if [ "${POPUG_SANITIZE:-}" = 1 ] && [ -n "${WORK:-}" ]; then
-		sanitizer_reports "$WORK"/pg/server.log "$WORK"/tap/*/tmp_check/log/*.log
+		sanitizer_reports "$WORK"/*/server.log "$WORK"/tap/*/tmp_check/log/*.log
 		n=$?
 		echo "sanitizer reports: $n (in the server logs)" >&2
 		failed=$((failed + n))
@@ -189,6 +197,12 @@ for f in test/integration/*.sh test/integration/*.py test/sim/sim.py; do
 	[ -e "$f" ] || continue
 	selected "${f#test/}" || continue
 	out=$WORK/$(basename "$f").out
+	if grep -q '^def test_' "$f"; then	# pytest: a fresh cluster per test
+		timeout 900 "$PYTHON" -m pytest -p no:cacheprovider -v \
+			--junitxml="$out.xml" "$f" >"$out" 2>&1
+		count_junit "$f" "$out" $?
+		continue
+	fi
 	case "$f" in *.py) runner=$PYTHON ;; *) runner=bash ;; esac
 	timeout $((900 + ${POPUG_SIM_SECONDS:-0})) prove -v --exec "$runner" "$f" >"$out" 2>&1
 	count "$f" "$out" $?

@@ -1,0 +1,52 @@
+"""pytest fixtures for popug's Python integration tests.
+
+Each test gets a cluster of its own: initdb'd by test/lib.sh (popug and
+pg_cron preloaded) on a free port, database popug created with the
+extension in it and its workers attached, stopped when the test ends.  A
+test that crashes or reconfigures its cluster leaves nothing behind for
+the next one.  The clusters live in $POPUG_WORK (test/run.sh's directory,
+kept with POPUG_KEEP=1) or in a new temporary directory.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import tap  # noqa: E402
+
+LIB = os.path.join(os.path.dirname(HERE), "lib.sh")
+
+
+def lib(script, **env):
+    """Runs script in bash after sourcing test/lib.sh."""
+    subprocess.run(["bash", "-c", "source %s && %s" % (LIB, script)], check=True,
+                   env=dict(os.environ, **env))
+
+
+@pytest.fixture
+def popug(request):
+    """A fresh running cluster with popug in database popug; PGHOST and
+    PGPORT name it for tap's helpers.  Yields its directory (server.log is
+    there)."""
+    base = os.environ.get("POPUG_WORK") or tempfile.mkdtemp(prefix="popug-pytest.")
+    os.chmod(base, 0o755)
+    d = tempfile.mkdtemp(prefix="%s." % request.node.name, dir=base)
+    port = str(tap.free_port())
+    lib('cluster_init "$DIR" && cluster_start && "$PG_BIN/createdb" popug && '
+        'q popug "CREATE EXTENSION popug"', DIR=d, POPUG_PORT=port)
+    saved = {k: os.environ.get(k) for k in ("PGHOST", "PGPORT")}
+    os.environ.update(PGHOST=d, PGPORT=port)
+    try:
+        assert tap.wait_workers(), "popug's workers attached"
+        yield d
+    finally:
+        lib('cluster_stop immediate', PGDATA=os.path.join(d, "data"))
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
