@@ -34,7 +34,7 @@ def popug(request):
     there)."""
     base = os.environ.get("POPUG_WORK") or tempfile.mkdtemp(prefix="popug-pytest.")
     os.chmod(base, 0o755)
-    d = tempfile.mkdtemp(prefix="%s." % request.node.name, dir=base)
+    d = tempfile.mkdtemp(prefix="%s." % request.node.name[:24], dir=base)  # sockets: 107 bytes at most
     port = str(tap.free_port())
     lib('cluster_init "$DIR" && cluster_start && "$PG_BIN/createdb" popug && '
         'q popug "CREATE EXTENSION popug"', DIR=d, POPUG_PORT=port)
