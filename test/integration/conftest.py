@@ -27,6 +27,11 @@ def lib(script, **env):
                    env=dict(os.environ, **env))
 
 
+def cluster_restart(d, mode="fast"):
+    """Stops the cluster in directory d (mode immediate: a crash) and starts it again."""
+    lib('cluster_restart %s' % mode, PGDATA=os.path.join(d, "data"), PGHOST=d)
+
+
 @pytest.fixture
 def popug(request):
     """A fresh running cluster with popug in database popug; PGHOST and
