@@ -7,7 +7,9 @@ test that crashes or reconfigures its cluster leaves nothing behind for
 the next one.  The clusters live in $POPUG_WORK (test/run.sh's directory,
 kept with POPUG_KEEP=1) or in a new temporary directory.
 """
+import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -55,3 +57,45 @@ def popug(request):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+class Smtp:
+    """test/smtp_server.py on a port of its own, recording what it receives."""
+
+    def __init__(self, record):
+        self.port, self.record, self.proc = tap.free_port(), record, None
+
+    def start(self, *args):
+        """(Re)starts the server; args are smtp_server.py's options (--slow S)."""
+        self.stop()
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(os.path.dirname(HERE), "smtp_server.py"),
+                                      "--port", str(self.port), "--record", self.record, *args],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert tap.wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", self.port)) == 0, 10, 0.05), \
+            "the SMTP server listens"
+
+    def stop(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def received(self, rcpt=None):
+        """The messages received so far (for rcpt only, if given)."""
+        if not os.path.exists(self.record):
+            return []
+        with open(self.record) as f:
+            msgs = [json.loads(line) for line in f if line.strip()]
+        return [m for m in msgs if rcpt is None or rcpt in m["rcpt_tos"]]
+
+
+@pytest.fixture
+def smtp(popug):
+    """The test SMTP server, started, its record in the cluster's directory;
+    stopped when the test ends."""
+    s = Smtp(os.path.join(popug, "smtp.jsonl"))
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
