@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make test: installs what is missing, builds, installs popug into a staged
 # tree, starts a throwaway cluster (popug and pg_cron preloaded), runs
-# pg_regress, the isolation specs (isolationtester), pgTAP (pg_prove), the
-# integration scripts and the TAP tests (prove), stops the cluster whatever
-# happens, and ends with "N passed, N failed".
+# pg_regress and the isolation specs (make installcheck), pgTAP (pg_prove),
+# the integration tests (pytest, and prove for the shell scripts and
+# test/sim) and the TAP tests (prove), stops the cluster whatever happens,
+# and ends with "N passed, N failed".
 #
 #   POPUG_TESTS="sql/00_install.sql specs/tasks_shuffle_shuffle.spec t/10_identity.sql
 #                integration/10_events.py tap/10_upgrade.pl"  run only these
@@ -188,22 +189,27 @@ for f in test/t/*.sql; do
 	count "$f" "$out" $?
 done
 
-# Integration scripts (bash or Python, in name order by kind): TAP output, several connections, the workers,
-# real crashes.  Each leaves the cluster running.  Then the model-based
-# randomized run with crashes (test/sim), which kills and restarts this
-# cluster; POPUG_SIM_SECONDS makes it longer (and its time limit with it).
+# Integration tests, several connections, the workers, real crashes.  The
+# Python files run under pytest, each test on a fresh cluster of its own
+# (test/integration/conftest.py), counted from pytest's junit xml.  The
+# shell scripts print TAP for prove on this cluster, which each leaves
+# running.  Then the model-based randomized run with crashes (test/sim),
+# TAP on this cluster too, which it kills and restarts;
+# POPUG_SIM_SECONDS makes it longer (and its time limit with it).
 log "integration"
-for f in test/integration/*.sh test/integration/*.py test/sim/sim.py; do
+for f in test/integration/*.sh test/integration/[0-9]*.py test/sim/sim.py; do
 	[ -e "$f" ] || continue
 	selected "${f#test/}" || continue
 	out=$WORK/$(basename "$f").out
-	if grep -q '^def test_' "$f"; then	# pytest: a fresh cluster per test
+	case "$f" in
+	test/integration/*.py)
 		timeout 900 "$PYTHON" -m pytest -p no:cacheprovider -v \
 			--junitxml="$out.xml" "$f" >"$out" 2>&1
 		count_junit "$f" "$out" $?
-		continue
-	fi
-	case "$f" in *.py) runner=$PYTHON ;; *) runner=bash ;; esac
+		continue ;;
+	*.py) runner=$PYTHON ;;
+	*) runner=bash ;;
+	esac
 	timeout $((900 + ${POPUG_SIM_SECONDS:-0})) prove -v --exec "$runner" "$f" >"$out" 2>&1
 	count "$f" "$out" $?
 	cluster_wait || { cluster_start; cluster_wait; }

@@ -12,7 +12,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from tap import Background, connect, q, q1, wait_for  # noqa: E402
+from helpers import Background, connect, q, q1, wait_for  # noqa: E402
 
 
 def append(cur, name, n=0, agg=None):

@@ -11,7 +11,7 @@ import time
 import psycopg2
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from tap import Background, connect, done, ensure_roles, is_, note, ok, q, q1, reset_popug, wait_workers  # noqa: E402
+from helpers import Background, connect, ensure_roles, q, q1  # noqa: E402
 
 WORKERS = ["t_tw%d" % i for i in range(1, 6)]
 

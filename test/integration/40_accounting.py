@@ -12,7 +12,7 @@ import time
 import psycopg2
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from tap import Background, connect, ensure_roles, q, q1, wait_for  # noqa: E402
+from helpers import Background, connect, ensure_roles, q, q1, wait_for  # noqa: E402
 
 WORKERS = ["t_aw%d" % i for i in range(1, 5)]
 

@@ -18,7 +18,7 @@ import psycopg2
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from tap import Background, connect, ensure_roles, q, q1, wait_for  # noqa: E402
+from helpers import Background, connect, ensure_roles, q, q1, wait_for  # noqa: E402
 
 DB = "popug_errors"
 BILLING_LOCK = "SELECT pg_advisory_xact_lock(1886351207, 1)"  # popug.xact_lock(1, true)

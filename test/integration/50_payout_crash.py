@@ -15,7 +15,7 @@ import psycopg2
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from conftest import cluster_restart  # noqa: E402
-from tap import Background, connect, ensure_roles, q, q1, wait_for, wait_workers  # noqa: E402
+from helpers import Background, connect, ensure_roles, q, q1, wait_for, wait_workers  # noqa: E402
 
 N = int(os.environ.get("POPUG_PAYOUT_ACCOUNTS", "100000"))
 BATCH = 1000

@@ -10,7 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from tap import q, q1, wait_for  # noqa: E402
+from helpers import q, q1, wait_for  # noqa: E402
 
 
 def settings(**kv):

@@ -13,7 +13,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from tap import ensure_roles, q, q1, wait_for  # noqa: E402
+from helpers import ensure_roles, q, q1, wait_for  # noqa: E402
 
 
 def settings(**kv):

@@ -18,7 +18,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-import tap  # noqa: E402
+import helpers  # noqa: E402
 
 LIB = os.path.join(os.path.dirname(HERE), "lib.sh")
 
@@ -42,13 +42,13 @@ def popug(request):
     base = os.environ.get("POPUG_WORK") or tempfile.mkdtemp(prefix="popug-pytest.")
     os.chmod(base, 0o755)
     d = tempfile.mkdtemp(prefix="%s." % request.node.name[:24], dir=base)  # sockets: 107 bytes at most
-    port = str(tap.free_port())
+    port = str(helpers.free_port())
     lib('cluster_init "$DIR" && cluster_start && "$PG_BIN/createdb" popug && '
         'q popug "CREATE EXTENSION popug"', DIR=d, POPUG_PORT=port)
     saved = {k: os.environ.get(k) for k in ("PGHOST", "PGPORT")}
     os.environ.update(PGHOST=d, PGPORT=port)
     try:
-        assert tap.wait_workers(), "popug's workers attached"
+        assert helpers.wait_workers(), "popug's workers attached"
         yield d
     finally:
         lib('cluster_stop immediate', PGDATA=os.path.join(d, "data"))
@@ -63,7 +63,7 @@ class Smtp:
     """test/smtp_server.py on a port of its own, recording what it receives."""
 
     def __init__(self, record):
-        self.port, self.record, self.proc = tap.free_port(), record, None
+        self.port, self.record, self.proc = helpers.free_port(), record, None
 
     def start(self, *args):
         """(Re)starts the server; args are smtp_server.py's options (--slow S)."""
@@ -71,7 +71,7 @@ class Smtp:
         self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(os.path.dirname(HERE), "smtp_server.py"),
                                       "--port", str(self.port), "--record", self.record, *args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert tap.wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", self.port)) == 0, 10, 0.05), \
+        assert helpers.wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", self.port)) == 0, 10, 0.05), \
             "the SMTP server listens"
 
     def stop(self):
