@@ -37,21 +37,21 @@ def cluster_restart(d, mode="fast"):
 @pytest.fixture
 def popug(request):
     """A fresh running cluster with popug in database popug; PGHOST and
-    PGPORT name it for tap's helpers.  Yields its directory (server.log is
-    there)."""
+    PGPORT name it for helpers.q() and the others.  Yields its directory
+    (server.log is there)."""
     base = os.environ.get("POPUG_WORK") or tempfile.mkdtemp(prefix="popug-pytest.")
     os.chmod(base, 0o755)
     d = tempfile.mkdtemp(prefix="%s." % request.node.name[:24], dir=base)  # sockets: 107 bytes at most
     port = str(helpers.free_port())
-    lib('cluster_init "$DIR" && cluster_start && "$PG_BIN/createdb" popug && '
-        'q popug "CREATE EXTENSION popug"', DIR=d, POPUG_PORT=port)
     saved = {k: os.environ.get(k) for k in ("PGHOST", "PGPORT")}
     os.environ.update(PGHOST=d, PGPORT=port)
     try:
+        lib('cluster_init "$DIR" && cluster_start && "$PG_BIN/createdb" popug && '
+            'q popug "CREATE EXTENSION popug"', DIR=d, POPUG_PORT=port)
         assert helpers.wait_workers(), "popug's workers attached"
         yield d
     finally:
-        lib('cluster_stop immediate', PGDATA=os.path.join(d, "data"))
+        lib('[ ! -e "$PGDATA/postmaster.pid" ] || cluster_stop immediate', PGDATA=os.path.join(d, "data"))
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
