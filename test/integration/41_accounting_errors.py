@@ -68,6 +68,12 @@ def waiting(pid):
     return q1("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,), db="postgres") == "Lock"
 
 
+def balances():
+    """A balance row for every worker, so that applying any fee updates one."""
+    q("INSERT INTO popug.balance (account_id, amount) SELECT id, 0 FROM popug.account WHERE role = 'worker' "
+      "ON CONFLICT DO NOTHING", db=DB)
+
+
 def dead_letters():
     return q1("SELECT count(*) FROM popug.dead_letter", db=DB)
 
@@ -109,8 +115,7 @@ def test_blocked_apply(errors_db, setup, want, cancel):
 
 def test_deadlock_between_a_balance_row_and_the_billing_lock(errors_db):
     tasks(2)
-    q("INSERT INTO popug.balance (account_id, amount) SELECT id, 0 FROM popug.account WHERE role = 'worker' "
-      "ON CONFLICT DO NOTHING", db=DB)
+    balances()
     before = payments()
     holder = connect(DB, autocommit=False)
     holder.cursor().execute("SET deadlock_timeout = '60s'")
@@ -138,6 +143,7 @@ def test_deadlock_between_a_balance_row_and_the_billing_lock(errors_db):
 
 def test_serialization_failure_over_a_balance_changed_after_the_snapshot(errors_db):
     tasks(2)
+    balances()
     before = payments()
     a = session()
     a.autocommit = False
