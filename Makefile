@@ -4,6 +4,9 @@
 #   make install    install into the PostgreSQL that pg_config names
 #   make test       install what is missing, then run every test on a
 #                   throwaway cluster (see test/run.sh)
+#   make installcheck   pg_regress (REGRESS) and the isolation specs
+#                   (ISOLATION) against the server PGHOST/PGPORT name, with
+#                   popug installed there (make test runs it so)
 #   make sanitize   the same with popug built with AddressSanitizer and
 #                   UndefinedBehaviorSanitizer; fails on any report
 #   make demo       a local cluster with workers, an SMTP catcher and a

@@ -62,7 +62,7 @@ SELECT current_setting('popug.smtp_password') AS superuser_reads;
 -- nor stored where every role can read it: pg_db_role_setting, pg_proc
 ALTER ROLE regress_plain SET popug.smtp_password = 's3cret';
 \echo :LAST_ERROR_SQLSTATE
-ALTER DATABASE popug_regress SET popug.smtp_password = 's3cret';
+ALTER DATABASE :"DBNAME" SET popug.smtp_password = 's3cret';
 CREATE FUNCTION regress_pw() RETURNS int LANGUAGE sql SET popug.smtp_password = 's3cret' AS 'SELECT 1';
 SELECT count(*) AS stored FROM pg_db_role_setting WHERE array_to_string(setconfig, ',') LIKE '%smtp_password%';
 ALTER ROLE regress_plain RESET popug.smtp_password;

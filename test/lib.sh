@@ -17,7 +17,7 @@ PYTHON=/usr/bin/python3
 POPUG_PACKAGES="build-essential postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
 	postgresql-$PG_MAJOR-pgtap postgresql-$PG_MAJOR-cron libcurl4-openssl-dev
 	libpq-dev libtap-parser-sourcehandler-pgtap-perl python3 python3-aiosmtpd
-	python3-psycopg2 curl libipc-run-perl pgbackrest prometheus-postgres-exporter prometheus
+	python3-psycopg2 python3-pytest curl libipc-run-perl pgbackrest prometheus-postgres-exporter prometheus
 	postgresql-$PG_MAJOR-wal2json"
 
 log() { printf '\n=== %s\n' "$*" >&2; }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make test: installs what is missing, builds, installs popug into a staged
 # tree, starts a throwaway cluster (popug and pg_cron preloaded), runs
-# pg_regress, the isolation specs (isolationtester), pgTAP (pg_prove), the
-# integration scripts and the TAP tests (prove), stops the cluster whatever
-# happens, and ends with "N passed, N failed".
+# pg_regress and the isolation specs (make installcheck), pgTAP (pg_prove),
+# the integration tests (pytest, and prove for the shell scripts and
+# test/sim) and the TAP tests (prove), stops the cluster whatever happens,
+# and ends with "N passed, N failed".
 #
 #   POPUG_TESTS="sql/00_install.sql specs/tasks_shuffle_shuffle.spec t/10_identity.sql
 #                integration/10_events.py tap/10_upgrade.pl"  run only these
@@ -19,25 +20,33 @@ cd "$POPUG_ROOT"
 
 passed=0
 failed=0
-count() {	# count NAME OUTPUT_FILE EXIT_CODE: tallies TAP lines of one file
-	local ok notok
-	ok=$(grep -cE '^[[:space:]]*ok [0-9]+' "$2")
-	notok=$(grep -cE '^[[:space:]]*not ok [0-9]+' "$2")
-	passed=$((passed + ok))
-	failed=$((failed + notok))
-	if [ "$3" -ne 0 ] && [ "$notok" -eq 0 ]; then
+tally() {	# tally NAME OUTPUT_FILE EXIT_CODE PASSED FAILED: adds one file's results
+	passed=$((passed + $4))
+	failed=$((failed + $5))
+	if [ "$3" -ne 0 ] && [ "$5" -eq 0 ]; then
 		failed=$((failed + 1))	# died, or ran fewer tests than planned
 	fi
 	if [ "$3" -ne 0 ]; then
 		echo "FAILED: $1" >&2
-		sed 's/^/    /' "$2" | tail -n 40 >&2
+		sed 's/^/    /' "$2" | tail -n 60 >&2
 	else
-		echo "ok: $1 ($ok)" >&2
+		echo "ok: $1 ($4)" >&2
 	fi
+}
+count() {	# count NAME OUTPUT_FILE EXIT_CODE: tallies the TAP lines of one file
+	tally "$@" "$(grep -cE '^[[:space:]]*ok [0-9]+' "$2")" "$(grep -cE '^[[:space:]]*not ok [0-9]+' "$2")"
+}
+count_junit() {	# count_junit NAME OUTPUT_FILE EXIT_CODE: tallies pytest's junit xml, OUTPUT_FILE.xml
+	local t
+	t=$("$PYTHON" -c 'import sys, xml.etree.ElementTree as E
+s = E.parse(sys.argv[1]).getroot().find("testsuite")
+n = lambda k: int(s.get(k))
+print(n("tests") - n("skipped") - n("failures") - n("errors"), n("failures") + n("errors"))' "$2.xml" 2>/dev/null)
+	tally "$@" ${t:-0 0}
 }
 finish() {
 	if [ "${POPUG_SANITIZE:-}" = 1 ] && [ -n "${WORK:-}" ]; then
-		sanitizer_reports "$WORK"/pg/server.log "$WORK"/tap/*/tmp_check/log/*.log
+		sanitizer_reports "$WORK"/*/server.log "$WORK"/tap/*/tmp_check/log/*.log
 		n=$?
 		echo "sanitizer reports: $n (in the server logs)" >&2
 		failed=$((failed + n))
@@ -108,36 +117,47 @@ for i in $(seq 1 150); do
 	sleep 0.1
 done
 
-# regress LABEL DRIVER DB DIR EXT: a pg_regress-style run (pg_regress or
-# pg_isolation_regress) of the selected DIR/*.EXT in database DB, which no
-# worker serves, each test counted; output compared with expected/.
-regress() {
-	local label=$1 driver=$2 db=$3 dir=$4 ext=$5 f out rc ok bad tests=()
+# installcheck LABEL DIR EXT: make installcheck (PGXS, with the Makefile's
+# REGRESS_OPTS and ISOLATION_OPTS) against this cluster, limited to the
+# selected DIR/*.EXT: the REGRESS tests (LABEL regress) or the ISOLATION
+# specs (LABEL isolation).  Their databases are ones no worker serves.
+# Output goes to $WORK/LABEL; the tests are counted from pg_regress's
+# summary ("All N tests passed." or "N of M tests failed.").
+installcheck() {
+	local label=$1 dir=$2 ext=$3 f out rc sum tests=() lists
 	for f in "$dir"/*."$ext"; do
 		[ -e "$f" ] && selected "$f" && tests+=("$(basename "$f" ".$ext")")
 	done
 	[ ${#tests[@]} -gt 0 ] || return 0
+	if [ "$label" = regress ]; then
+		lists=(REGRESS="${tests[*]}" ISOLATION=)
+	else
+		lists=(REGRESS= ISOLATION="${tests[*]}")
+	fi
 	out=$WORK/$label.out
-	timeout 900 "$STAGE/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/$driver" \
-		--bindir="$PG_BIN" --inputdir=. --outputdir="$WORK/$label" \
-		--load-extension=popug --dbname="$db" "${tests[@]}" >"$out" 2>&1
+	timeout 900 make -s installcheck PG_CONFIG="$SYS_PG_CONFIG" "${lists[@]}" \
+		EXTRA_REGRESS_OPTS="--outputdir=$WORK/$label" >"$out" 2>&1
 	rc=$?
-	ok=$(grep -cE '^(test| )? *[a-z0-9_]+ +\.\.\. ok' "$out")
-	bad=$(grep -cE '\.\.\. FAILED' "$out")
-	passed=$((passed + ok))
-	failed=$((failed + bad))
-	[ "$rc" -ne 0 ] && [ "$bad" -eq 0 ] && failed=$((failed + 1))
+	sum=$(grep -E '^ *(All [0-9]+ tests passed|[0-9]+ of [0-9]+ tests failed)' "$out")
+	if [[ $sum =~ All\ ([0-9]+)\ tests\ passed ]]; then
+		passed=$((passed + BASH_REMATCH[1]))
+	elif [[ $sum =~ ([0-9]+)\ of\ ([0-9]+)\ tests\ failed ]]; then
+		passed=$((passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
+		failed=$((failed + BASH_REMATCH[1]))
+	fi
+	[ "$rc" -ne 0 ] && ! [[ $sum =~ failed ]] && failed=$((failed + 1))
 	if [ "$rc" -ne 0 ]; then
+		echo "FAILED: $label" >&2
 		cat "$out" >&2
 		cat "$WORK/$label/regression.diffs" >&2 2>/dev/null
 	else
-		echo "ok: $label ($ok)" >&2
+		echo "ok: $label (${#tests[@]})" >&2
 	fi
 }
 
 # pg_regress: one test per sql/*.sql.
 log "pg_regress"
-regress regress regress/pg_regress popug_regress sql sql
+installcheck regress sql sql
 
 # isolationtester: one test per specs/*.spec, each a race played in every
 # interleaving its permutations name (steps that wait on a lock included).
@@ -153,7 +173,7 @@ for i in $(seq 1 100); do
 	sleep 0.1
 done
 PGOPTIONS="-c popug.smtp_url=smtp://127.0.0.1:$smtp_port -c popug_test.smtp_record=$smtp_record" \
-	regress isolation isolation/pg_isolation_regress popug_isolation specs spec
+	installcheck isolation specs spec
 kill "$smtp_pid" && wait "$smtp_pid" 2>/dev/null
 smtp_pid=
 
@@ -169,16 +189,27 @@ for f in test/t/*.sql; do
 	count "$f" "$out" $?
 done
 
-# Integration scripts (bash or Python, in name order by kind): TAP output, several connections, the workers,
-# real crashes.  Each leaves the cluster running.  Then the model-based
-# randomized run with crashes (test/sim), which kills and restarts this
-# cluster; POPUG_SIM_SECONDS makes it longer (and its time limit with it).
+# Integration tests, several connections, the workers, real crashes.  The
+# Python files run under pytest, each test on a fresh cluster of its own
+# (test/integration/conftest.py), counted from pytest's junit xml.  The
+# shell scripts print TAP for prove on this cluster, which each leaves
+# running.  Then the model-based randomized run with crashes (test/sim),
+# TAP on this cluster too, which it kills and restarts;
+# POPUG_SIM_SECONDS makes it longer (and its time limit with it).
 log "integration"
-for f in test/integration/*.sh test/integration/*.py test/sim/sim.py; do
+for f in test/integration/*.sh test/integration/[0-9]*.py test/sim/sim.py; do
 	[ -e "$f" ] || continue
 	selected "${f#test/}" || continue
 	out=$WORK/$(basename "$f").out
-	case "$f" in *.py) runner=$PYTHON ;; *) runner=bash ;; esac
+	case "$f" in
+	test/integration/*.py)
+		timeout 900 "$PYTHON" -m pytest -p no:cacheprovider -v \
+			--junitxml="$out.xml" "$f" >"$out" 2>&1
+		count_junit "$f" "$out" $?
+		continue ;;
+	*.py) runner=$PYTHON ;;
+	*) runner=bash ;;
+	esac
 	timeout $((900 + ${POPUG_SIM_SECONDS:-0})) prove -v --exec "$runner" "$f" >"$out" 2>&1
 	count "$f" "$out" $?
 	cluster_wait || { cluster_start; cluster_wait; }

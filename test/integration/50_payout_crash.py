@@ -8,14 +8,14 @@ POPUG_PAYOUT_ACCOUNTS sets the number of accounts."""
 import datetime
 import os
 import signal
-import subprocess
 import sys
 import time
 
 import psycopg2
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from tap import Background, connect, done, ensure_roles, is_, note, ok, q, q1, reset_popug, wait_for, wait_workers  # noqa: E402
+from conftest import cluster_restart  # noqa: E402
+from helpers import Background, connect, ensure_roles, q, q1, wait_for, wait_workers  # noqa: E402
 
 N = int(os.environ.get("POPUG_PAYOUT_ACCOUNTS", "100000"))
 BATCH = 1000
@@ -26,12 +26,6 @@ def up():
         return q1("SELECT 1") == 1
     except psycopg2.Error:
         return False
-
-
-def as_postgres(*cmd):
-    if os.geteuid() == 0:
-        cmd = ("runuser", "-u", "postgres", "--") + cmd
-    return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
 
 
 def add_day(day):
@@ -57,23 +51,27 @@ def run_and_crash(day, crash):
         c.cursor().execute("CALL popug.payout_run(%s)", (day,))
 
     t = Background(call)
-    ok(wait_for(lambda: q1("SELECT count(*) FROM popug.payout WHERE billing_day = %s", (day,)) >= 5 * BATCH, 120, 0.01),
-       "the payout of %s is under way in batches" % day)
+    assert wait_for(lambda: q1("SELECT count(*) FROM popug.payout WHERE billing_day = %s", (day,)) >= 5 * BATCH,
+                    120, 0.01), \
+        "the payout of %s is under way in batches" % day
     crash(pid)
     t.join()
-    ok(t.error is not None, "and the crash cut it short")
-    ok(wait_for(up, 60, 0.2), "the server is back")
+    assert t.error is not None, \
+        "and the crash cut it short"
+    assert wait_for(up, 60, 0.2), \
+        "the server is back"
     wait_workers()
     paid = q1("SELECT count(*) FROM popug.payout WHERE billing_day = %s", (day,))
-    note("%d accounts paid before the crash" % paid)
-    ok(0 < paid < expected(day)[0], "part of the day was paid")
+    print("%d accounts paid before the crash" % paid)
+    assert 0 < paid < expected(day)[0], \
+        "part of the day was paid"
     upto = "(SELECT paid_upto FROM popug.billing_day WHERE day = %s)"
-    is_(q1("SELECT count(*) FROM popug.balance WHERE account_id <= " + upto, (day,)) % BATCH, 0,
-        "in whole committed batches of accounts")
-    is_(q1("SELECT count(*) FROM (SELECT account_id FROM popug.payment WHERE billing_day <= %s"
-           " AND NOT (kind = 'payout' AND billing_day = %s) GROUP BY 1 HAVING sum(credit - debit) > 0) x"
-           " WHERE account_id <= " + upto, (day, day, day)), paid,
-        "every account owed up to where the batches got was paid, and nobody after")
+    assert q1("SELECT count(*) FROM popug.balance WHERE account_id <= " + upto, (day,)) % BATCH == 0, \
+        "in whole committed batches of accounts"
+    assert q1("SELECT count(*) FROM (SELECT account_id FROM popug.payment WHERE billing_day <= %s"
+              " AND NOT (kind = 'payout' AND billing_day = %s) GROUP BY 1 HAVING sum(credit - debit) > 0) x"
+              " WHERE account_id <= " + upto, (day, day, day)) == paid, \
+        "every account owed up to where the batches got was paid, and nobody after"
 
 
 def expected(day):
@@ -83,93 +81,97 @@ def expected(day):
 
 
 def check_day(day, owed):
-    is_(q1("SELECT closed_at IS NOT NULL FROM popug.billing_day WHERE day = %s", (day,)), True, "%s is closed" % day)
-    is_(list(q("SELECT count(*), sum(amount) FROM popug.payout WHERE billing_day = %s", (day,))[0]), list(owed),
-        "every account owed was paid, the total matches (%d accounts)" % owed[0])
-    is_(q1("SELECT count(*) FROM popug.payment WHERE kind = 'payout' AND billing_day = %s", (day,)), owed[0],
-        "one payout payment each: nobody paid twice")
-    is_(list(q("SELECT accounts_paid, total_paid FROM popug.billing_day WHERE day = %s", (day,))[0]), list(owed),
-        "billing_day records the totals")
-    is_(q1("SELECT count(*) FROM (SELECT account_id FROM popug.payment WHERE billing_day <= %s "
-           "GROUP BY 1 HAVING sum(credit - debit) > 0) x", (day,)), 0,
-        "every account's payments up to %s sum to zero or less" % day)
-    is_(q1("SELECT count(*) FROM popug.balance b WHERE amount <> (SELECT sum(credit - debit) FROM popug.payment p "
-           "WHERE p.account_id = b.account_id)"), 0, "each balance is the sum of its payments")
+    assert q1("SELECT closed_at IS NOT NULL FROM popug.billing_day WHERE day = %s", (day,)) is True, \
+        "%s is closed" % day
+    assert list(q("SELECT count(*), sum(amount) FROM popug.payout WHERE billing_day = %s",
+                  (day,))[0]) == list(owed), \
+        "every account owed was paid, the total matches (%d accounts)" % owed[0]
+    assert q1("SELECT count(*) FROM popug.payment WHERE kind = 'payout' AND billing_day = %s", (day,)) == owed[0], \
+        "one payout payment each: nobody paid twice"
+    assert list(q("SELECT accounts_paid, total_paid FROM popug.billing_day WHERE day = %s",
+                  (day,))[0]) == list(owed), \
+        "billing_day records the totals"
+    assert q1("SELECT count(*) FROM (SELECT account_id FROM popug.payment WHERE billing_day <= %s "
+              "GROUP BY 1 HAVING sum(credit - debit) > 0) x", (day,)) == 0, \
+        "every account's payments up to %s sum to zero or less" % day
+    assert q1("SELECT count(*) FROM popug.balance b WHERE amount <> (SELECT sum(credit - debit) FROM popug.payment p "
+              "WHERE p.account_id = b.account_id)") == 0, \
+        "each balance is the sum of its payments"
 
 
-reset_popug()
-wait_workers()
-q("ALTER SYSTEM SET popug.payout_at = ''")
-q("SELECT pg_reload_conf()")
-q("INSERT INTO popug.account (login, email, role) SELECT 'pc_' || i, 'pc' || i || '@example.com', 'worker' "
-  "FROM generate_series(1, %s) i", (N,))
-today = q1("SELECT (now() AT TIME ZONE 'UTC')::date")
-d1, d2, d3 = (today - datetime.timedelta(days=k) for k in (2, 1, 0))
-add_day(d1)
-owed1 = expected(d1)
-note("%d accounts, %d owed %s on %s" % (N, owed1[0], owed1[1], d1))
+def test_payout_under_crashes_and_load(popug):
+    q("ALTER SYSTEM SET popug.payout_at = ''")
+    q("SELECT pg_reload_conf()")
+    q("INSERT INTO popug.account (login, email, role) SELECT 'pc_' || i, 'pc' || i || '@example.com', 'worker' "
+      "FROM generate_series(1, %s) i", (N,))
+    today = q1("SELECT (now() AT TIME ZONE 'UTC')::date")
+    d1, d2, d3 = (today - datetime.timedelta(days=k) for k in (2, 1, 0))
+    add_day(d1)
+    owed1 = expected(d1)
+    print("%d accounts, %d owed %s on %s" % (N, owed1[0], owed1[1], d1))
 
-# ---- kill -9 of the backend running the payout ----
-run_and_crash(d1, lambda pid: os.kill(pid, signal.SIGKILL))
-q("CALL popug.payout_run(%s)", (d1,))
-check_day(d1, owed1)
-before = q1("SELECT count(*) FROM popug.event")
-q("CALL popug.payout_run(%s)", (d1,))
-is_(q1("SELECT count(*) FROM popug.event"), before, "a rerun after completion does nothing")
+    # ---- kill -9 of the backend running the payout ----
+    run_and_crash(d1, lambda pid: os.kill(pid, signal.SIGKILL))
+    q("CALL popug.payout_run(%s)", (d1,))
+    check_day(d1, owed1)
+    before = q1("SELECT count(*) FROM popug.event")
+    q("CALL popug.payout_run(%s)", (d1,))
+    assert q1("SELECT count(*) FROM popug.event") == before, \
+        "a rerun after completion does nothing"
 
-# ---- the whole server stopped with -m immediate ----
-add_day(d2)
-owed2 = expected(d2)
-pgdata, bindir = os.environ["PGDATA"], os.environ["PG_BIN"]
-run_and_crash(d2, lambda pid: as_postgres(os.path.join(bindir, "pg_ctl"), "-D", pgdata, "-m", "immediate",
-                                          "-w", "stop") or
-              as_postgres(os.path.join(bindir, "pg_ctl"), "-D", pgdata, "-l",
-                          os.path.join(os.environ["PGHOST"], "server.log"), "-w", "start"))
-q("CALL popug.payout_run(%s)", (d2,))
-check_day(d2, owed2)
+    # ---- the whole server stopped with -m immediate ----
+    add_day(d2)
+    owed2 = expected(d2)
+    run_and_crash(d2, lambda pid: cluster_restart(popug, "immediate"))
+    q("CALL popug.payout_run(%s)", (d2,))
+    check_day(d2, owed2)
 
-# ---- a payout while tasks come and go and the accounting worker runs ----
-ensure_roles("t_pm", "t_pw1", "t_pw2")
-q("SELECT popug.account_create('t_pm', 'pm@example.com', 'manager')")
-for w in ("t_pw1", "t_pw2"):
-    q("SELECT popug.account_create(%s, %s, 'worker')", (w, w + "@example.com"))
-add_day(d3)
-stop = time.time() + 600
+    # ---- a payout while tasks come and go and the accounting worker runs ----
+    ensure_roles("t_pm", "t_pw1", "t_pw2")
+    q("SELECT popug.account_create('t_pm', 'pm@example.com', 'manager')")
+    for w in ("t_pw1", "t_pw2"):
+        q("SELECT popug.account_create(%s, %s, 'worker')", (w, w + "@example.com"))
+    add_day(d3)
+    stop = time.time() + 600
 
 
-def busy(role, sql):
+    def busy(role, sql):
+        c = connect()
+        c.cursor().execute("SET ROLE %s" % role)
+        n = 0
+        while time.time() < stop:
+            try:
+                c.cursor().execute(sql)
+                n += 1
+            except psycopg2.Error as e:
+                if e.pgcode not in ("42501", "55000"):
+                    raise
+        return n
+
+
+    makers = [Background(busy, "t_pm", "SELECT popug.task_create('During the payout')")] + \
+        [Background(busy, w, "SELECT popug.task_complete(id) FROM popug.my_tasks WHERE status = 'open' LIMIT 1")
+         for w in ("t_pw1", "t_pw2")]
+    time.sleep(1)
     c = connect()
-    c.cursor().execute("SET ROLE %s" % role)
-    n = 0
-    while time.time() < stop:
-        try:
-            c.cursor().execute(sql)
-            n += 1
-        except psycopg2.Error as e:
-            if e.pgcode not in ("42501", "55000"):
-                raise
-    return n
-
-
-makers = [Background(busy, "t_pm", "SELECT popug.task_create('During the payout')")] + \
-    [Background(busy, w, "SELECT popug.task_complete(id) FROM popug.my_tasks WHERE status = 'open' LIMIT 1")
-     for w in ("t_pw1", "t_pw2")]
-time.sleep(1)
-c = connect()
-c.cursor().execute("SET popug.payout_batch_size = 2000")
-c.cursor().execute("CALL popug.payout_run(%s)", (d3,))
-stop = time.time() + 1
-for t in makers:
-    t.join()
-ok(all(t.error is None for t in makers), "tasks were created and completed throughout", [t.error for t in makers])
-ok(wait_for(lambda: q1("SELECT pending FROM popug.consumer_lag WHERE consumer = 'accounting'") == 0, 60, 0.2),
-   "the accounting worker caught up")
-is_(q1("SELECT count(*) FROM (SELECT account_id FROM popug.payment p JOIN popug.billing_day d ON p.billing_day <= d.day "
-       "GROUP BY account_id, d.day HAVING sum(credit - debit) > 0) x"), 0,
-    "for every closed day D, each account's payments up to D sum to zero or less")
-is_(q1("SELECT count(*) FROM popug.balance b WHERE amount <> (SELECT sum(credit - debit) FROM popug.payment p "
-       "WHERE p.account_id = b.account_id)"), 0, "each balance is still the sum of its payments")
-ok(q1("SELECT count(*) FROM popug.payment WHERE billing_day > %s", (d2,)) > 0,
-   "payments applied after the payout started count on the next day")
-is_(q1("SELECT count(*) FROM popug.billing_day WHERE closed_at IS NOT NULL"), 3, "three days closed")
-done()
+    c.cursor().execute("SET popug.payout_batch_size = 2000")
+    c.cursor().execute("CALL popug.payout_run(%s)", (d3,))
+    stop = time.time() + 1
+    for t in makers:
+        t.join()
+    assert all(t.error is None for t in makers), \
+        "tasks were created and completed throughout"
+    assert wait_for(lambda: q1("SELECT pending FROM popug.consumer_lag WHERE consumer = 'accounting'") == 0,
+                    60, 0.2), \
+        "the accounting worker caught up"
+    assert q1("SELECT count(*) FROM (SELECT account_id FROM popug.payment p "
+              "JOIN popug.billing_day d ON p.billing_day <= d.day "
+              "GROUP BY account_id, d.day HAVING sum(credit - debit) > 0) x") == 0, \
+        "for every closed day D, each account's payments up to D sum to zero or less"
+    assert q1("SELECT count(*) FROM popug.balance b WHERE amount <> (SELECT sum(credit - debit) FROM popug.payment p "
+              "WHERE p.account_id = b.account_id)") == 0, \
+        "each balance is still the sum of its payments"
+    assert q1("SELECT count(*) FROM popug.payment WHERE billing_day > %s", (d2,)) > 0, \
+        "payments applied after the payout started count on the next day"
+    assert q1("SELECT count(*) FROM popug.billing_day WHERE closed_at IS NOT NULL") == 3, \
+        "three days closed"

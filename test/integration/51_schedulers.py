@@ -10,7 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from tap import done, is_, note, ok, q, q1, reset_popug, wait_for, wait_workers  # noqa: E402
+from helpers import q, q1, wait_for  # noqa: E402
 
 
 def settings(**kv):
@@ -37,60 +37,56 @@ def paid_once():
               "GROUP BY 1, 2 HAVING count(*) > 1) x") == 0
 
 
-now = q1("SELECT now() AT TIME ZONE 'UTC'")
-today = now.date()
-just_passed = (now - datetime.timedelta(minutes=1)).strftime("%H:%M")
-later = (now + datetime.timedelta(minutes=30)).strftime("%H:%M")
-if now.hour == 0 and now.minute < 2 or now.hour == 23 and now.minute > 28:
-    note("too close to midnight UTC to pick a time just passed; waiting")
-    time.sleep(180)
+def yesterday_and_times():
+    """Yesterday (UTC), a time of day just passed and one half an hour
+    ahead; waits out the minutes around midnight UTC, where neither is on
+    today."""
+    now = q1("SELECT now() AT TIME ZONE 'UTC'")
+    if now.hour == 0 and now.minute < 2 or now.hour == 23 and now.minute > 28:
+        time.sleep(180)
+        now = q1("SELECT now() AT TIME ZONE 'UTC'")
+    return (now.date() - datetime.timedelta(days=1),
+            (now - datetime.timedelta(minutes=1)).strftime("%H:%M"),
+            (now + datetime.timedelta(minutes=30)).strftime("%H:%M"))
 
-# ---- the scheduler worker, failing and then succeeding ----
-reset_popug()
-wait_workers()
-settings(timezone="UTC", payout_at=later)
-yesterday = today - datetime.timedelta(days=1)
-accounts_with_money("ps_", 50, yesterday)
-time.sleep(1)
-ok(not closed(yesterday), "before popug.payout_at (%s) the day is left open" % later)
-q("CREATE FUNCTION public.refuse_payout() RETURNS trigger LANGUAGE plpgsql AS "
-  "$$BEGIN RAISE EXCEPTION 'payout refused by a test trigger'; END$$")
-q("CREATE TRIGGER refuse BEFORE INSERT ON popug.payout FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_payout()")
-settings(payout_at=just_passed)
-ok(wait_for(lambda: "refused by a test trigger" in (q1("SELECT last_error FROM popug.worker_status "
-                                                       "WHERE worker = 'scheduler'") or ""), 15, 0.1),
-   "with popug.payout_at (%s) just passed the scheduler runs the payout; its failure is in worker_status" % just_passed)
-time.sleep(4)
-ok(not closed(yesterday), "the day stays open while the payout fails")
-ok(q1("SELECT state FROM popug.worker_status WHERE worker = 'scheduler'") == "retrying after error",
-   "the scheduler is retrying after the error")
-log = open(os.path.join(os.environ["PGHOST"], "server.log")).read()
-ok(log.count("payout refused by a test trigger") >= 2, "each failure is logged (%d so far)"
-   % log.count("payout refused by a test trigger"))
-q("DROP TRIGGER refuse ON popug.payout")
-ok(wait_for(lambda: closed(yesterday), 90, 0.2), "once the cause is gone the retry closes the day")
-is_(q1("SELECT count(*) FROM popug.payout WHERE billing_day = %s", (yesterday,)), 50, "all 50 accounts paid")
-ok(paid_once(), "each once")
 
-# ---- pg_cron ----
-reset_popug()
-wait_workers()
-settings(payout_at=later)
-q("CREATE EXTENSION IF NOT EXISTS pg_cron")
-q("SELECT cron.unschedule(jobid) FROM cron.job")
-accounts_with_money("pk_", 3000, yesterday)
-q("SELECT cron.schedule('popug-payout', '* * * * *', 'CALL popug.payout_run()')")
-note("waiting for pg_cron's next minute")
-ok(wait_for(lambda: closed(yesterday), 90, 0.2), "pg_cron closes the day")
-ok(wait_for(lambda: q1("SELECT count(*) FROM cron.job_run_details WHERE command LIKE '%%payout_run%%' "
-                       "AND status = 'succeeded'") >= 1, 60, 0.5),
-   "pg_cron ran the job successfully (cron.job_run_details)")
-note("pg_cron runs: %s" % q("SELECT status, return_message FROM cron.job_run_details ORDER BY runid DESC LIMIT 3"))
-is_(q1("SELECT count(*) FROM popug.payout WHERE billing_day = %s", (yesterday,)), 3000, "all 3000 accounts paid")
-ok(paid_once(), "nobody paid twice")
-is_(q1("SELECT sum(amount) FROM popug.balance"), 0, "every balance is zero")
-q("SELECT cron.unschedule('popug-payout')")
-for k in ("payout_at", "timezone"):
-    q("ALTER SYSTEM RESET popug.%s" % k)
-q("SELECT pg_reload_conf()")
-done()
+def test_scheduler_retries_until_the_payout_succeeds(popug):
+    yesterday, just_passed, later = yesterday_and_times()
+    settings(timezone="UTC", payout_at=later)
+    accounts_with_money("ps_", 50, yesterday)
+    time.sleep(1)
+    assert not closed(yesterday), "before popug.payout_at (%s) the day is left open" % later
+    q("CREATE FUNCTION public.refuse_payout() RETURNS trigger LANGUAGE plpgsql AS "
+      "$$BEGIN RAISE EXCEPTION 'payout refused by a test trigger'; END$$")
+    q("CREATE TRIGGER refuse BEFORE INSERT ON popug.payout FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_payout()")
+    settings(payout_at=just_passed)
+    assert wait_for(lambda: "refused by a test trigger" in (q1("SELECT last_error FROM popug.worker_status "
+                                                               "WHERE worker = 'scheduler'") or ""), 15, 0.1), \
+        "with popug.payout_at (%s) just passed the scheduler runs the payout; its failure is in worker_status" \
+        % just_passed
+    time.sleep(4)
+    assert not closed(yesterday), "the day stays open while the payout fails"
+    assert q1("SELECT state FROM popug.worker_status WHERE worker = 'scheduler'") == "retrying after error", \
+        "the scheduler is retrying after the error"
+    log = open(os.path.join(popug, "server.log")).read()
+    assert log.count("payout refused by a test trigger") >= 2, "each failure is logged"
+    q("DROP TRIGGER refuse ON popug.payout")
+    assert wait_for(lambda: closed(yesterday), 90, 0.2), "once the cause is gone the retry closes the day"
+    assert q1("SELECT count(*) FROM popug.payout WHERE billing_day = %s", (yesterday,)) == 50, "all 50 accounts paid"
+    assert paid_once(), "each once"
+
+
+def test_pg_cron_runs_the_payout(popug):
+    yesterday, just_passed, later = yesterday_and_times()
+    settings(timezone="UTC", payout_at=later)
+    q("CREATE EXTENSION IF NOT EXISTS pg_cron")
+    accounts_with_money("pk_", 3000, yesterday)
+    q("SELECT cron.schedule('popug-payout', '* * * * *', 'CALL popug.payout_run()')")
+    assert wait_for(lambda: closed(yesterday), 90, 0.2), "pg_cron closes the day"
+    assert wait_for(lambda: q1("SELECT count(*) FROM cron.job_run_details WHERE command LIKE '%%payout_run%%' "
+                               "AND status = 'succeeded'") >= 1, 60, 0.5), \
+        "pg_cron ran the job successfully (cron.job_run_details)"
+    assert q1("SELECT count(*) FROM popug.payout WHERE billing_day = %s", (yesterday,)) == 3000, \
+        "all 3000 accounts paid"
+    assert paid_once(), "nobody paid twice"
+    assert q1("SELECT sum(amount) FROM popug.balance") == 0, "every balance is zero"

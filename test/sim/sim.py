@@ -55,7 +55,8 @@ import psycopg2.errors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from tap import connect, done, note, ok, reset_popug, wait_for, wait_workers  # noqa: E402
+from helpers import connect, wait_for, wait_workers  # noqa: E402
+from tap import done, note, ok, reset_popug  # noqa: E402
 
 PG_BIN = os.environ["PG_BIN"]
 PGDATA = os.environ["PGDATA"]

@@ -3,11 +3,7 @@
 SELECT plan(67);
 \ir setup.psql
 
-SELECT popug.account_create('t_admin', 'admin@example.com', 'admin');
-SELECT popug.account_create('t_manager', 'manager@example.com', 'manager');
-SELECT popug.account_create('t_accountant', 'accountant@example.com', 'accountant');
-SELECT popug.account_create('t_worker1', 'w1@example.com', 'worker');
-SELECT popug.account_create('t_worker2', 'w2@example.com', 'worker');
+\ir cast.psql
 SELECT popug.account_create('t_former', 'former@example.com', 'worker');
 SELECT popug.account_deactivate((SELECT id FROM popug.account WHERE login = 't_former'));
 CREATE TEMP TABLE acc AS SELECT login, id FROM popug.account;
