@@ -26,10 +26,12 @@ q popug "SELECT popug.account_create('bench_m', 'm@example.com', 'manager');
 	q popug "ALTER SYSTEM SET popug.event_retention = '$RETENTION'" >/dev/null &&
 	q popug "SELECT pg_reload_conf()" >/dev/null || exit 1
 
-# One round: the manager files a task, a random worker completes one of
-# their open tasks (a task and four events, two payments).
+# One round: the manager files a task, and the client's own worker (client
+# k is bench_w(k+1), so that no two clients complete the same task; a
+# failed statement would end its pgbench client) completes one of their
+# open tasks (a task and four events, two payments).
 cat >"$dir/round.sql" <<'SQL'
-\set w random(1, 10)
+\set w :client_id + 1
 SET ROLE bench_m;
 SELECT popug.task_create('Sustained load', 'a description', 'LOAD-1');
 SET ROLE bench_w:w;
@@ -37,7 +39,13 @@ SELECT popug.task_complete(id) FROM (SELECT id FROM popug.my_tasks WHERE status 
 RESET ROLE;
 SQL
 
-"$PG_BIN/pgbench" -n -d popug -c 4 -j 2 -R "$RATE" -T $((MINUTES * 60 + 5)) -P 60 -f "$dir/round.sql" \
+# the workers serve the database once they see it; the load starts when
+# accounting has run
+for i in $(seq 1 600); do
+	[ "$(q popug "SELECT count(*) FROM popug.worker_status WHERE worker = 'accounting' AND last_run IS NOT NULL")" = 1 ] && break
+	sleep 0.1
+done
+"$PG_BIN/pgbench" -n -c 10 -j 2 -R "$RATE" -T $((MINUTES * 60 + 5)) -P 60 -f "$dir/round.sql" popug \
 	>"$dir/pgbench.out" 2>"$dir/progress.out" &
 pgbench_pid=$!
 
@@ -58,7 +66,7 @@ for m in $(seq 1 "$MINUTES"); do
 		awk -F'|' '{ printf "| %s | %s | %.1f ms | %.1f ms | %s | %.1f MB | %s |\n", $1, $2, $3, $4, $5, $6 / 1048576, $7 }' |
 		tee -a "$dir/minutes.md" >&2
 done
-wait "$pgbench_pid"
+wait "$pgbench_pid" || { grep -m 5 error "$dir/progress.out" >&2; echo "pgbench failed" >&2; exit 1; }
 q popug "ALTER SYSTEM RESET popug.event_retention" >/dev/null
 q popug "SELECT pg_reload_conf()" >/dev/null
 
