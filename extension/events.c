@@ -32,6 +32,7 @@
  *-------------------------------------------------------------------------
  */
 #include "popug.h"
+#include "queries.h"
 
 #include "access/htup_details.h"
 #include "access/xact.h"
@@ -281,8 +282,7 @@ popug_payload(PG_FUNCTION_ARGS)
 /* ---- appending ---- */
 
 static PopugPlan append_plan = {
-	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) "
-	"VALUES ($1, $2, $3, $4, $5) RETURNING id",
+	POPUG_SQL_EVENT_APPEND,
 	5, {TEXTOID, INT4OID, TEXTOID, UUIDOID, JSONBOID}
 };
 

@@ -156,19 +156,6 @@ extern void popug_retention_settings(void);
 extern void popug_event_maintain(int *created, int *dropped);
 extern void popug_retention_step(void);
 
-/* stats (stats.c) */
-
-/*
- * A day's money figures (SPEC 7) as aggregates over its popug.payment
- * rows: computed by stats.c for open days and kept by payout.c when it
- * closes one, so both agree by construction.  NULL where no row counts.
- */
-#define POPUG_DAY_MONEY_SQL \
-	" sum(debit) FILTER (WHERE kind = 'assign_fee') AS fees," \
-	" sum(credit) FILTER (WHERE kind = 'complete_reward') AS rewards," \
-	" sum(debit) FILTER (WHERE kind = 'payout') AS payouts," \
-	" count(*) FILTER (WHERE kind = 'complete_reward') AS completed"
-
 /* ---- shared memory, workers and wakeups (popug.c) ---- */
 typedef enum PopugWorkerKind
 {
