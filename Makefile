@@ -78,10 +78,12 @@ QUERIES = $(sort $(wildcard extension/queries/*.sql))
 extension/queries.h: $(QUERIES) extension/queries/embed.awk
 	awk -f extension/queries/embed.awk $(QUERIES) > $@
 
+$(OBJS) $(OBJS:.o=.bc): extension/queries.h
+
 # .build-flavor names the flavor of the objects; it is rewritten (and so
 # newer than them) when the flavor changes
 $(shell echo $(BUILD_FLAVOR) | cmp -s - .build-flavor || echo $(BUILD_FLAVOR) > .build-flavor)
-$(OBJS): extension/popug.h extension/queries.h .build-flavor
+$(OBJS): extension/popug.h .build-flavor
 
 .PHONY: test sanitize demo bench
 test:
