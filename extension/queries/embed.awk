@@ -1,5 +1,5 @@
 # Turns extension/queries/*.sql into a C header of string constants, one
-# per file: NAME.sql becomes POPUG_SQL_NAME.  Full-line "--" comments are
+# per file: NAME.sql becomes POPUG_SQL_NAME.  Lines that begin with "--" are
 # left out; a reference :NAME to another file is replaced by that file's
 # text, as psql replaces a variable of that name set to it.
 #

@@ -1,8 +1,7 @@
 -- Figures of the days [$1, $2], computed from payments from day $3 on and
 -- read from the closed days of popug.billing_day before it.  A worker's
 -- balance at the end of a day is the current balance minus the payments
--- of later days; a span of days in debt adds one to negative_workers from
--- its first day in range to its end.
+-- of later days.
 WITH days AS (SELECT d::date AS day FROM generate_series($1::date, $2::date, interval '1 day') d),
  money AS (
   SELECT billing_day AS day, :day_money
@@ -26,6 +25,7 @@ WITH days AS (SELECT d::date AS day FROM generate_series($1::date, $2::date, int
     FROM later l JOIN workers w USING (account_id)),
  spans AS (
   SELECT day, lead(day) OVER (PARTITION BY account_id ORDER BY day) AS until, bal FROM points),
+-- a span in debt adds one from its first day in range to its end
  deltas AS (
   SELECT GREATEST(day, $3) AS day, 1 AS delta FROM spans
    WHERE bal < 0 AND day <= $2 AND (until IS NULL OR until > $3)
