@@ -41,7 +41,7 @@ PG_CPPFLAGS = -I$(srcdir)/extension -I$(srcdir)/workers -DPOPUG_VERSION='"$(EXTV
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK = -lcurl
-EXTRA_CLEAN = extension/popug--$(EXTVERSION).sql .build-flavor
+EXTRA_CLEAN = extension/popug--$(EXTVERSION).sql extension/queries.h .build-flavor
 
 # POPUG_SANITIZE=1 builds popug with AddressSanitizer and
 # UndefinedBehaviorSanitizer.  PostgreSQL itself is not instrumented: the
@@ -72,6 +72,16 @@ endif
 
 extension/popug--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $(SQL_PARTS) > $@
+
+# The big statements the C code prepares live in extension/queries/*.sql,
+# one statement a file, and reach the C code as string constants
+# POPUG_SQL_NAME of a generated header (see extension/queries/embed.awk).
+QUERIES = $(sort $(wildcard extension/queries/*.sql))
+
+extension/queries.h: $(QUERIES) extension/queries/embed.awk
+	awk -f extension/queries/embed.awk $(QUERIES) > $@
+
+$(OBJS) $(OBJS:.o=.bc): extension/queries.h
 
 # .build-flavor names the flavor of the objects; it is rewritten (and so
 # newer than them) when the flavor changes

@@ -55,6 +55,7 @@
 #include "deadletter.h"
 #include "events.h"
 #include "lock.h"
+#include "queries.h"
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
@@ -75,65 +76,9 @@ static int	popug_accounting_batch = 1000;
 
 #define CONSUMER "accounting"
 
-/*
- * Applies the events in $1 (popug.event[]): ledger_task rows, payments,
- * balances and TransactionApplied events; returns one row per payment
- * inserted.  $2 is the billing day, of the payments and of the tasks.  Each part unnests $1 itself: a CTE of
- * the events read twice would be materialized, payloads and all.  The
- * events were judged first (judge()), so the amounts are JSON numbers the
- * casts take exactly.
- * on_conflict is what to do with a payment already written: nothing (an
- * event applied again), or fail the statement (a fresh batch).
- */
-#define APPLY_SQL(on_conflict) \
-	"WITH tasks AS (" \
-	"  INSERT INTO popug.ledger_task (task_id, jira_id, title, complete_reward, created_at, billing_day)" \
-	"  SELECT (payload->>'task_id')::uuid," \
-	"         CASE event_version WHEN 2 THEN payload->>'jira_id'" \
-	"              ELSE substring(payload->>'title' FROM '^\\s*\\[([^]]*)\\]') END," \
-	"         CASE event_version WHEN 2 THEN payload->>'title'" \
-	"              ELSE btrim(regexp_replace(payload->>'title', '^\\s*\\[[^]]*\\]', '')) END," \
-	"         (payload->'complete_reward')::numeric(12,2), occurred_at, $2" \
-	"    FROM unnest($1) WHERE event_name = 'TaskCreated'" \
-	"  ON CONFLICT (task_id) DO NOTHING)," \
-	" money AS (" \
-	"  SELECT e.event_id, e.occurred_at, x.kind, x.account_id," \
-	"         (e.payload->>'task_id')::uuid AS task_id, x.debit, x.credit" \
-	"    FROM unnest($1) e, LATERAL (SELECT" \
-	"         CASE e.event_name WHEN 'TaskAssigned' THEN 'assign_fee' ELSE 'complete_reward' END AS kind," \
-	"         (e.payload->>'assignee_id')::uuid AS account_id," \
-	"         CASE e.event_name WHEN 'TaskAssigned' THEN (e.payload->'assign_fee')::numeric(12,2) ELSE 0 END AS debit," \
-	"         CASE e.event_name WHEN 'TaskCompleted' THEN (e.payload->'complete_reward')::numeric(12,2) ELSE 0 END AS credit) x" \
-	"   WHERE e.event_name IN ('TaskAssigned', 'TaskCompleted'))," \
-	" paid AS (" \
-	"  INSERT INTO popug.payment (id, account_id, task_id, kind, debit, credit," \
-	"                             description, occurred_at, billing_day, event_id)" \
-	"  SELECT md5(concat_ws('|', event_id, kind, account_id))::uuid," \
-	"         account_id, task_id, kind, debit, credit," \
-	"         CASE kind WHEN 'assign_fee' THEN 'assignment fee' ELSE 'completion reward' END," \
-	"         occurred_at, $2, event_id" \
-	"    FROM money" \
-	on_conflict \
-	"  RETURNING id, account_id, task_id, kind, debit, credit, billing_day)," \
-	" moved AS (" \
-	"  INSERT INTO popug.balance AS b (account_id, amount)" \
-	"  SELECT account_id, sum(credit - debit) FROM paid GROUP BY account_id ORDER BY account_id" \
-	"  ON CONFLICT (account_id) DO UPDATE" \
-	"  SET amount = b.amount + excluded.amount, updated_at = now())" \
-	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) " \
-	"SELECT 'TransactionApplied', 1, 'accounting', account_id, popug.payload(" \
-	"  'payment_id', id, 'account_id', account_id, 'task_id', task_id, 'kind', kind," \
-	"  'debit', debit, 'credit', credit, 'billing_day', billing_day)" \
-	"  FROM paid"
-
-/* Applies events again: a payment already written is skipped. */
+/* Applies events $1 on billing day $2, as a fresh batch when $3. */
 static PopugPlan apply_plan = {
-	APPLY_SQL("  ON CONFLICT (id) DO NOTHING"), 2, {InvalidOid, DATEOID}
-};
-
-/* Applies a fresh batch: a payment already written fails the statement. */
-static PopugPlan apply_fresh_plan = {
-	APPLY_SQL(""), 2, {InvalidOid, DATEOID}
+	POPUG_SQL_ACCOUNTING_APPLY, 3, {InvalidOid, DATEOID, BOOLOID}
 };
 static PopugPlan unknown_account_plan = {
 	"SELECT e.payload->>'assignee_id' FROM unnest($1) e"
@@ -319,7 +264,7 @@ judge(HeapTuple tuple, TupleDesc tupdesc, const EventCols *cols, char **why)
 static void
 forget_stale_plans(Oid event_array)
 {
-	PopugPlan  *plans[] = {&apply_plan, &apply_fresh_plan, &unknown_account_plan};
+	PopugPlan  *plans[] = {&apply_plan, &unknown_account_plan};
 
 	for (int i = 0; i < lengthof(plans); i++)
 	{
@@ -341,7 +286,7 @@ forget_stale_plans(Oid event_array)
 static uint64
 apply_events(Datum events, bool fresh)
 {
-	Datum		args[2];
+	Datum		args[3];
 	bool		isnull;
 
 	/*
@@ -353,16 +298,15 @@ apply_events(Datum events, bool fresh)
 	popug_exec_latest(&open_day_plan, NULL, NULL, 1);
 	args[1] = popug_get(0, 1, &isnull);
 	args[0] = events;
+	args[2] = BoolGetDatum(fresh);
 	forget_stale_plans(get_array_type(popug_event_type()));
-	if (fresh)
-		return popug_exec(&apply_fresh_plan, args, NULL, false, 0);
 
 	/*
 	 * Payments have no foreign key: an unknown account fails the balance's,
-	 * which is all a fresh batch needs to fall back to this path; here one
-	 * anti-join names the account.
+	 * which is all a fresh batch needs to fall back to applying again; then
+	 * one anti-join names the account.
 	 */
-	if (popug_exec(&unknown_account_plan, args, NULL, false, 1) > 0)
+	if (!fresh && popug_exec(&unknown_account_plan, args, NULL, false, 1) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("account %s does not exist", popug_get_text(0, 1))));

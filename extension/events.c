@@ -18,6 +18,7 @@
 #include "call.h"
 #include "json.h"
 #include "process.h"
+#include "queries.h"
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -176,8 +177,7 @@ popug_payload(PG_FUNCTION_ARGS)
 /* ---- appending ---- */
 
 static PopugPlan append_plan = {
-	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) "
-	"VALUES ($1, $2, $3, $4, $5) RETURNING id",
+	POPUG_SQL_EVENT_APPEND,
 	5, {TEXTOID, INT4OID, TEXTOID, UUIDOID, JSONBOID}
 };
 

@@ -47,8 +47,8 @@
 #include "events.h"
 #include "json.h"
 #include "lock.h"
-#include "popug.h"
 #include "process.h"
+#include "queries.h"
 
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -82,65 +82,16 @@ static PopugPlan start_plan = {
 	"INSERT INTO popug.billing_day (day, negative_workers) VALUES ($1, 0)",
 	1, {DATEOID}
 };
-/* The balances not walked yet for day $1: after paid_upto. */
-#define WALK_LEFT \
-	" account_id > (SELECT COALESCE(paid_upto, '00000000-0000-0000-0000-000000000000')" \
-	"                FROM popug.billing_day WHERE day = $1)"
-
-/*
- * Pays the next $2 accounts for day $1.  The account row is looked up per
- * account walked (a LATERAL subquery that cannot be flattened), so no plan
- * ever scans every account for a batch.
- */
+/* Pays the next $2 accounts for day $1 (the file says how). */
 static PopugPlan batch_plan = {
-	"WITH walk AS ("
-	"  SELECT b.account_id, b.amount - COALESCE((SELECT sum(p.credit - p.debit) FROM popug.payment p"
-	"          WHERE p.account_id = b.account_id AND p.billing_day > $1), 0) AS owed"
-	"    FROM popug.balance b WHERE" WALK_LEFT
-	"   ORDER BY b.account_id LIMIT $2),"
-	" due AS ("
-	"  SELECT w.account_id, w.owed, a.email, a.role FROM walk w CROSS JOIN LATERAL"
-	"         (SELECT email, role FROM popug.account a WHERE a.id = w.account_id OFFSET 0) a"
-	"   WHERE w.owed <> 0),"
-	" paid AS ("
-	"  INSERT INTO popug.payout (account_id, billing_day, amount)"
-	"  SELECT account_id, $1, owed FROM due WHERE owed > 0"
-	"  RETURNING account_id, amount),"
-	" payments AS ("
-	"  INSERT INTO popug.payment (id, account_id, kind, debit, description,"
-	"                             occurred_at, billing_day)"
-	"  SELECT md5(concat_ws('|', 'payout', account_id, $1))::uuid, account_id, 'payout',"
-	"         amount, 'payout for ' || $1, now(), $1 FROM paid),"
-	" balances AS ("
-	"  INSERT INTO popug.balance AS b (account_id, amount)"
-	"  SELECT account_id, -amount FROM paid ORDER BY account_id"
-	"  ON CONFLICT (account_id) DO UPDATE SET amount = b.amount + excluded.amount,"
-	"  updated_at = now()),"
-	" totals AS ("
-	"  UPDATE popug.billing_day SET accounts_paid = accounts_paid + (SELECT count(*) FROM paid),"
-	"         total_paid = total_paid + COALESCE((SELECT sum(amount) FROM paid), 0),"
-	"         negative_workers = negative_workers"
-	"                            + (SELECT count(*) FROM due WHERE owed < 0 AND role = 'worker'),"
-	"         paid_upto = COALESCE((SELECT account_id FROM walk ORDER BY account_id DESC LIMIT 1), paid_upto)"
-	"   WHERE day = $1)"
-	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) "
-	"SELECT 'PayoutMade', 1, 'payout', account_id, popug.payload("
-	"  'account_id', account_id, 'email', email, 'billing_day', $1, 'amount', owed)"
-	"  FROM due WHERE owed > 0",
-	2, {DATEOID, INT4OID}
+	POPUG_SQL_PAYOUT_BATCH, 2, {DATEOID, INT4OID}
 };
 static PopugPlan batch_left_plan = {
-	"SELECT EXISTS (SELECT FROM popug.balance WHERE" WALK_LEFT ")",
-	1, {DATEOID}
+	POPUG_SQL_PAYOUT_LEFT, 1, {DATEOID}
 };
 /* Closes day $1, keeping its money figures: nothing can land on it now. */
 static PopugPlan close_plan = {
-	"UPDATE popug.billing_day d SET closed_at = now(), fees = COALESCE(m.fees, 0),"
-	"       rewards = COALESCE(m.rewards, 0), payouts = COALESCE(m.payouts, 0),"
-	"       completed = m.completed"
-	"  FROM (SELECT" POPUG_DAY_MONEY_SQL " FROM popug.payment WHERE billing_day = $1) m"
-	" WHERE d.day = $1 RETURNING d.accounts_paid, d.total_paid",
-	1, {DATEOID}
+	POPUG_SQL_PAYOUT_CLOSE, 1, {DATEOID}
 };
 
 static PopugPlan step_plan = {

@@ -29,6 +29,7 @@
 #include "input.h"
 #include "json.h"
 #include "lock.h"
+#include "queries.h"
 
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
@@ -73,26 +74,9 @@ static PopugPlan open_exists_plan = {
 	"SELECT 1 FROM popug.task WHERE status = 'open' LIMIT 1", 0, {}
 };
 
-/*
- * One statement: every open task to a random slot's worker, and one
- * TaskAssigned event per task.  random() is volatile, so it is drawn per
- * row.
- */
+/* Every open task to a random slot's worker, with its TaskAssigned event. */
 static PopugPlan shuffle_plan = {
-	"WITH pick AS ("
-	"  SELECT t.id, t.assignee_id AS old, (1 + floor(random() * $1))::int AS slot"
-	"    FROM popug.task t WHERE t.status = 'open'),"
-	" moved AS ("
-	"  UPDATE popug.task t SET assignee_id = s.account_id"
-	"    FROM pick p JOIN popug.worker_slot s ON s.slot = p.slot"
-	"   WHERE t.id = p.id"
-	"  RETURNING t.id, p.old, t.assignee_id, t.assign_fee)"
-	"INSERT INTO popug.event (event_name, event_version, producer, aggregate_id, payload) "
-	"SELECT 'TaskAssigned', 1, 'tasks', m.id, popug.payload("
-	"  'task_id', m.id, 'assignee_id', m.assignee_id, 'previous_assignee_id', m.old,"
-	"  'assign_fee', m.assign_fee, 'reason', 'shuffle')"
-	"  FROM moved m",
-	1, {INT4OID}
+	POPUG_SQL_TASKS_SHUFFLE, 1, {INT4OID}
 };
 
 /* A price drawn uniformly from [lo, hi] cents, as numeric(12,2). */
