@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * accounting.c
- *		Accounting (SPEC 4): applying task events to money, idempotently.
+ *		Accounting: applying task events to money, idempotently.
  *
  * TaskAssigned debits the assignee the task's fee, TaskCompleted credits
  * the reward, TaskCreated (v1 or v2) records the task's title for the audit
@@ -32,8 +32,8 @@
  * serialization failure or a deadlock fails the whole pass.
  *
  * Billing day: the statement runs after taking popug's billing lock in
- * shared mode and reading popug.billing_day_open() in a statement of its
- * own through the latest snapshot (see the top of 40_accounting.sql), so
+ * shared mode and reading the open billing day (billing_day_open()) in a
+ * statement of its own through the latest snapshot (see the top of 40_accounting.sql), so
  * a payout that has started day D never has a payment land on D behind
  * its back, even in a REPEATABLE READ or SERIALIZABLE transaction whose
  * snapshot predates the payout's start.  Balances are upserted in account
@@ -52,6 +52,7 @@
 
 #include "call.h"
 #include "consumer.h"
+#include "day.h"
 #include "deadletter.h"
 #include "events.h"
 #include "lock.h"
@@ -87,8 +88,9 @@ static PopugPlan unknown_account_plan = {
 	" LIMIT 1",
 	1, {InvalidOid}
 };
-static PopugPlan open_day_plan = {
-	"SELECT popug.billing_day_open()", 0, {}
+/* The day after the last day whose payout has started (NULL: none has). */
+static PopugPlan after_last_day_plan = {
+	"SELECT max(day) + 1 FROM popug.billing_day", 0, {}
 };
 static PopugPlan stored_plan = {
 	"SELECT e.* FROM popug.event e WHERE e.id = $1", 1, {INT8OID}
@@ -112,7 +114,7 @@ typedef struct EventCols
 	int			payload;
 } EventCols;
 
-/* The amounts accounting takes (SPEC 4), bounds included. */
+/* The amounts accounting takes, bounds included. */
 typedef struct AmountRule
 {
 	const char *key;
@@ -185,7 +187,7 @@ string_refusal(Jsonb *payload, const char *key)
 }
 
 /*
- * Why payload's amount under rule->key is refused (SPEC 4), or NULL when
+ * Why payload's amount under rule->key is refused, or NULL when
  * it is a JSON number within the rule's bounds with no fraction of a cent
  * (12.5 and 12.50 are the same amount; 12.505 is refused, never rounded).
  * JSON has no NaN or Infinity; a producer that wrote one as a string is
@@ -236,7 +238,7 @@ payload_refusal(const char *name, Jsonb *payload)
 }
 
 /*
- * Judges one event row (SPEC 3 and 4): the names and versions accounting
+ * Judges one event row: the names and versions accounting
  * reads, with payloads fit to become money.  Sets *why for a refusal.
  * Raises nothing for what a payload holds, so that a batch can set the
  * event aside and go on.
@@ -278,6 +280,26 @@ forget_stale_plans(Oid event_array)
 }
 
 /*
+ * The billing day a payment applied now counts on: today in
+ * popug.timezone, or the day after the last day whose payout has started,
+ * if that is later (see the top of 40_accounting.sql).  The payouts
+ * started are read through the latest snapshot.
+ */
+static DateADT
+billing_day_open(void)
+{
+	DateADT		today = popug_today();
+	Datum		after_last;
+	bool		isnull;
+
+	popug_exec_latest(&after_last_day_plan, NULL, NULL, 1);
+	after_last = popug_get(0, 1, &isnull);
+	if (!isnull && DatumGetDateADT(after_last) > today)
+		return DatumGetDateADT(after_last);
+	return today;
+}
+
+/*
  * Applies an array of events (popug.event[]) in one statement, under the
  * shared billing lock; returns the number of payments written.  fresh: a
  * batch the consumer hands out for the first time (see the top of this
@@ -287,7 +309,6 @@ static uint64
 apply_events(Datum events, bool fresh)
 {
 	Datum		args[3];
-	bool		isnull;
 
 	/*
 	 * The day is read after the lock is held, in a statement of its own,
@@ -295,8 +316,7 @@ apply_events(Datum events, bool fresh)
 	 * was granted is seen even if the transaction's snapshot is older.
 	 */
 	popug_xact_lock(POPUG_LOCK_BILLING, false);
-	popug_exec_latest(&open_day_plan, NULL, NULL, 1);
-	args[1] = popug_get(0, 1, &isnull);
+	args[1] = DateADTGetDatum(billing_day_open());
 	args[0] = events;
 	args[2] = BoolGetDatum(fresh);
 	forget_stale_plans(get_array_type(popug_event_type()));
@@ -519,7 +539,7 @@ popug_payment_apply_event(HeapTuple tuple, TupleDesc tupdesc)
 }
 
 /*
- * The popug.event row a caller's event must be (SPEC 4): the stored row of
+ * The popug.event row a caller's event must be: the stored row of
  * its id, equal to it in every column; anything else is refused with
  * 22023, so that no caller can make money of a row of their own.  Returns
  * the stored row, as read (SPI_tuptable), and its descriptor.
@@ -585,6 +605,21 @@ popug_payment_apply(PG_FUNCTION_ARGS)
 	changed = popug_payment_apply_event(stored, tupdesc);
 	popug_end(&call);
 	PG_RETURN_BOOL(changed);
+}
+
+PG_FUNCTION_INFO_V1(popug_billing_day_open);
+
+/* SQL: popug.billing_day_open() RETURNS date. */
+Datum
+popug_billing_day_open(PG_FUNCTION_ARGS)
+{
+	PopugCall	call;
+	DateADT		day;
+
+	popug_begin(&call);
+	day = billing_day_open();
+	popug_end(&call);
+	PG_RETURN_DATEADT(day);
 }
 
 PG_FUNCTION_INFO_V1(popug_payments_apply);

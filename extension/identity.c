@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * identity.c
- *		Accounts (SPEC 1): create, change role, deactivate, reactivate,
+ *		Accounts: create, change role, deactivate, reactivate,
  *		whoami.
  *
  * An account's login is the PostgreSQL role that acts as it.  Active

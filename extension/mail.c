@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * mail.c
- *		Payout mail (SPEC 6): PayoutMade events become popug.mail rows, sent
+ *		Payout mail: PayoutMade events become popug.mail rows, sent
  *		over SMTP with libcurl, retried with exponential backoff.
  *
  * The durable consumer "mailer" turns each PayoutMade event into one mail

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * payout.c
- *		The daily payout (SPEC 5): crash-safe, batched, once per account
+ *		The daily payout: crash-safe, batched, once per account
  *		and day.
  *
  * Closing day D goes through steps, each one transaction:

@@ -399,3 +399,11 @@ CREATE OR REPLACE FUNCTION popug.worker_status_rows(OUT worker text, OUT pid int
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'popug_worker_status_rows'
 LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
+
+-- Today in popug.timezone has one definition, in C (extension/day.c):
+-- the open billing day is computed there too.
+CREATE OR REPLACE FUNCTION popug.billing_day_open()
+RETURNS date
+AS 'MODULE_PATHNAME', 'popug_billing_day_open'
+LANGUAGE C STABLE
+SET search_path = pg_catalog, pg_temp;

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * retention.c
- *		Bounded storage of popug.event (SPEC 11): partitions by id range,
+ *		Bounded storage of popug.event: partitions by id range,
  *		made ahead of the ids handed out and dropped whole once old and
  *		consumed, as PgQ rotates its tables.
  *

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * stats.c
- *		Statistics for management (SPEC 7), from accounting's data.
+ *		Statistics for management, from accounting's data.
  *
  * A day is a billing day, as for balances and payouts: money counts on the
  * day its payment was applied to, so late events land on the next open

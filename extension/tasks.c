@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * tasks.c
- *		The task tracker (SPEC 2): create, complete, shuffle.
+ *		The task tracker: create, complete, shuffle.
  *
  * Assignment picks a uniformly random active worker in constant time: a
  * random slot of the dense array popug.worker_slot (see identity.c), read
@@ -93,7 +93,7 @@ random_price(int64 lo_cents, int64 hi_cents)
 }
 
 /*
- * Checks a title (SPEC 2), trimmed of blanks at both ends: 1-255
+ * Checks a title, trimmed of blanks at both ends: 1-255
  * characters of one line, no brackets.  A title of nothing but spaces or
  * invisible characters trims to nothing.
  */

@@ -1,4 +1,4 @@
--- Identity (SPEC 1): accounts map onto PostgreSQL roles by login.
+-- Identity: accounts map onto PostgreSQL roles by login.
 
 CREATE TABLE popug.account (
 	id			uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),

@@ -1,4 +1,4 @@
--- Events (SPEC 3): the transactional outbox and its durable consumers.
+-- Events: the transactional outbox and its durable consumers.
 --
 -- Each event row records the id of the transaction that wrote it (txid).
 -- A consumer's position is a snapshot: everything visible in snap_lo is
@@ -8,7 +8,7 @@
 -- is still delivered (the skytools PgQ idea).  No row of this table is ever
 -- locked or updated.
 --
--- Retention (SPEC 11): the table is partitioned by id range, and old
+-- Retention: the table is partitioned by id range, and old
 -- partitions are dropped whole, as PgQ rotates its tables (no DELETE, no
 -- vacuum).  The partitions are made and dropped by
 -- popug.event_maintenance() (extension/retention.c), not by this script,
@@ -186,7 +186,7 @@ CREATE TABLE popug.origin (
 COMMENT ON TABLE popug.origin IS
 	'The cluster (system identifier) and database whose transaction ids popug.event and popug.consumer hold';
 
--- Events out by logical replication (SPEC 10): any logical client
+-- Events out by logical replication: any logical client
 -- (CREATE SUBSCRIPTION, Debezium with pgoutput) streams the new events in
 -- commit order.  Inserts only: no event is ever updated, and rows a
 -- retention drops are not "deleted" for subscribers.  Through the root, so

@@ -1,4 +1,4 @@
--- Task tracker (SPEC 2).
+-- Task tracker.
 
 CREATE TABLE popug.task (
 	id				uuid PRIMARY KEY,

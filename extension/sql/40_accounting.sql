@@ -1,4 +1,4 @@
--- Accounting (SPEC 4): the append-only audit log, balances, billing days.
+-- Accounting: the append-only audit log, balances, billing days.
 --
 -- Billing days.  A payment counts on popug.billing_day_open(): today in
 -- popug.timezone, or the day after the last day whose payout has started,
@@ -8,7 +8,7 @@
 -- popug.xact_lock(1, ...), POPUG_LOCK_BILLING).  So once the payout of D has started, every payment
 -- applied counts on D + 1 or later, and none in flight can still land on D.
 
--- Money never overflows (SPEC 4).  A payment carries at most what
+-- Money never overflows.  A payment carries at most what
 -- numeric(12,2) holds, and a balance is kept within the same bound, which
 -- is what one payment can pay out: what an account is owed for a day is
 -- its balance as that day ended, so a payout always fits in one payment.
@@ -66,7 +66,7 @@ CREATE TABLE popug.billing_day (
 	accounts_paid	bigint NOT NULL DEFAULT 0,
 	total_paid		numeric(30,2) NOT NULL DEFAULT 0,
 	paid_upto		uuid,			-- the last account paid, while the payout runs
-	-- the day's statistics (SPEC 7), final once its payout has started:
+	-- the day's statistics, final once its payout has started:
 	negative_workers bigint,		-- workers in debt at the end of the day (as batches walk)
 	fees			numeric(30,2),	-- assignment fees charged (at the close)
 	rewards			numeric(30,2),	-- completion rewards credited
@@ -85,20 +85,15 @@ CREATE TABLE popug.payout (
 COMMENT ON TABLE popug.payout IS 'One row per account paid per day: a rerun skips who was paid';
 -- No foreign key on account_id either: the payout pays only accounts that
 -- have a balance row, whose foreign key vouches for them (a per-row RI
--- check was a tenth of the payout's time).
+-- check would take about a tenth of the payout's time).
 
 
 -- The billing day a payment applied now counts on (see the top of this file).
 CREATE FUNCTION popug.billing_day_open()
 RETURNS date
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT GREATEST(
-		(pg_catalog.now() AT TIME ZONE
-		 COALESCE(pg_catalog.current_setting('popug.timezone', true), 'UTC'))::date,
-		(SELECT max(day) OPERATOR(pg_catalog.+) 1 FROM popug.billing_day));
-$$;
+AS 'MODULE_PATHNAME', 'popug_billing_day_open'
+LANGUAGE C STABLE
+SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION popug.billing_day_open() FROM PUBLIC;
 COMMENT ON FUNCTION popug.billing_day_open() IS
 	'The billing day a payment applied now counts on: today in popug.timezone, or the day after the last paid-out day';

@@ -1,4 +1,4 @@
--- Daily payout (SPEC 5).  See extension/payout.c for the steps.
+-- Daily payout.  See extension/payout.c for the steps.
 
 CREATE FUNCTION popug.payout_step(upto date, batch integer)
 RETURNS boolean

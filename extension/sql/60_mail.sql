@@ -1,4 +1,4 @@
--- Payout mail (SPEC 6).  See extension/mail.c.
+-- Payout mail.  See extension/mail.c.
 
 CREATE TABLE popug.mail (
 	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

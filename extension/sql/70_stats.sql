@@ -1,4 +1,4 @@
--- Statistics (SPEC 7).  Definitions at the top of extension/stats.c.
+-- Statistics.  Definitions at the top of extension/stats.c.
 
 -- A closed day's figures are kept in popug.billing_day by its payout.
 CREATE INDEX ledger_task_billing_day_idx ON popug.ledger_task (billing_day);

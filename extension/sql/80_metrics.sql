@@ -1,4 +1,4 @@
--- Metrics (SPEC 8): popug's health and business gauges in one row, one
+-- Metrics: popug's health and business gauges in one row, one
 -- column per metric, as prometheus-postgres-exporter maps a query's
 -- columns to metrics (monitoring/queries.yaml reads this view,
 -- popug.worker_status and popug.consumer_lag).  Each figure is read

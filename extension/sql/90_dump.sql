@@ -1,4 +1,4 @@
--- Backups (SPEC 10): pg_dump keeps the rows of an extension's tables only
+-- Backups: pg_dump keeps the rows of an extension's tables only
 -- when the extension marks them.  Every popug table is marked whole, and
 -- so are the identity sequences, so that a restore carries on with new ids
 -- after the old ones.  No install script seeds a row of any of these
