@@ -37,22 +37,28 @@ def paid_once():
               "GROUP BY 1, 2 HAVING count(*) > 1) x") == 0
 
 
+def midday_zone():
+    """A fixed-offset zone (Etc/GMT-N is UTC+N) in which it is now between
+    noon and one o'clock, so that a time just passed and one half an hour
+    ahead both fall on today there, at whatever hour of the day in UTC the
+    test runs."""
+    offset = 12 - q1("SELECT extract(hour FROM now() AT TIME ZONE 'UTC')::int")
+    return "UTC" if offset == 0 else "Etc/GMT%+d" % -offset
+
+
 def yesterday_and_times():
-    """Yesterday (UTC), a time of day just passed and one half an hour
-    ahead; waits out the minutes around midnight UTC, where neither is on
-    today."""
-    now = q1("SELECT now() AT TIME ZONE 'UTC'")
-    if now.hour == 0 and now.minute < 2 or now.hour == 23 and now.minute > 28:
-        time.sleep(180)
-        now = q1("SELECT now() AT TIME ZONE 'UTC'")
-    return (now.date() - datetime.timedelta(days=1),
+    """The zone the test runs in, yesterday there, a time of day just
+    passed there and one half an hour ahead."""
+    zone = midday_zone()
+    now = q1("SELECT now() AT TIME ZONE %s", (zone,))
+    return (zone, now.date() - datetime.timedelta(days=1),
             (now - datetime.timedelta(minutes=1)).strftime("%H:%M"),
             (now + datetime.timedelta(minutes=30)).strftime("%H:%M"))
 
 
 def test_scheduler_retries_until_the_payout_succeeds(popug):
-    yesterday, just_passed, later = yesterday_and_times()
-    settings(timezone="UTC", payout_at=later)
+    zone, yesterday, just_passed, later = yesterday_and_times()
+    settings(timezone=zone, payout_at=later)
     accounts_with_money("ps_", 50, yesterday)
     time.sleep(1)
     assert not closed(yesterday), "before popug.payout_at (%s) the day is left open" % later
@@ -77,8 +83,8 @@ def test_scheduler_retries_until_the_payout_succeeds(popug):
 
 
 def test_pg_cron_runs_the_payout(popug):
-    yesterday, just_passed, later = yesterday_and_times()
-    settings(timezone="UTC", payout_at=later)
+    zone, yesterday, just_passed, later = yesterday_and_times()
+    settings(timezone=zone, payout_at=later)
     q("CREATE EXTENSION IF NOT EXISTS pg_cron")
     accounts_with_money("pk_", 3000, yesterday)
     q("SELECT cron.schedule('popug-payout', '* * * * *', 'CALL popug.payout_run()')")
