@@ -58,6 +58,7 @@ typedef struct PopugProcessSlot
 {
 	slock_t		mutex;
 	Latch	   *latch;
+	Oid			dboid;			/* the database the running worker serves */
 	bool		woken;			/* popug_wake since popug_take_wakeup */
 	int			pid;
 	TimestampTz last_run;
@@ -113,22 +114,27 @@ popug_shmem_startup(void)
 
 /*
  * Wakes a worker now: notes the wakeup in its slot and sets its latch (if
- * it is running).  The note survives code in the worker's pass that
- * consumes its latch (any wait that sleeps on it resets it), see
- * popug_take_wakeup.
+ * it is running and serves this process's database).  The note survives
+ * code in the worker's pass that consumes its latch (any wait that sleeps
+ * on it resets it), see popug_take_wakeup.  While a note is pending the
+ * latch has been set for it already, so later wakeups only find the note:
+ * a burst of commits costs the sleeping worker one signal, not one each.
  */
 void
 popug_wake(PopugProcess proc)
 {
 	PopugProcessSlot *slot;
-	Latch	   *latch;
+	Latch	   *latch = NULL;
 
 	if (shared == NULL)
 		return;
 	slot = &shared->procs[proc];
 	SpinLockAcquire(&slot->mutex);
-	slot->woken = true;
-	latch = slot->latch;
+	if (slot->latch != NULL && slot->dboid == MyDatabaseId && !slot->woken)
+	{
+		slot->woken = true;
+		latch = slot->latch;
+	}
 	SpinLockRelease(&slot->mutex);
 	if (latch)
 		SetLatch(latch);
@@ -204,6 +210,7 @@ popug_status_attach(PopugProcess proc)
 	slot = &shared->procs[proc];
 	SpinLockAcquire(&slot->mutex);
 	slot->latch = MyLatch;
+	slot->dboid = MyDatabaseId;
 	slot->pid = MyProcPid;
 	strlcpy(slot->state, "starting", STATUS_STATE_LEN);
 	SpinLockRelease(&slot->mutex);

@@ -81,3 +81,24 @@ class Background(threading.Thread):
             self.result = self.fn(*self.args)
         except Exception as e:  # reported by the test
             self.error = e
+
+
+def calls_as(role, sql, until, refused=(), pause=0.0):
+    """Runs sql as role (SET ROLE on a connection of its own) again and
+    again until until() is true, pausing pause seconds between calls;
+    returns how many rows the calls returned.  A call refused with a
+    SQLSTATE in refused counts nothing; any other error is raised."""
+    c = connect()
+    c.cursor().execute("SET ROLE %s" % role)
+    n = 0
+    while not until():
+        try:
+            with c.cursor() as cur:
+                cur.execute(sql)
+                n += cur.rowcount
+        except psycopg2.Error as e:
+            if e.pgcode not in refused:
+                raise
+        time.sleep(pause)
+    c.close()
+    return n

@@ -9,6 +9,11 @@
  * then waits popug.notify_interval, so any number of commits in that time
  * cost one notification.
  *
+ * Its commits do not wait for their WAL to be flushed: a notification is
+ * not kept across a crash in any case (listeners connect again and read
+ * from their position), and a flush per notification would compete with
+ * the producers' own commits for the disk.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -18,6 +23,7 @@
 
 #include "commands/async.h"
 #include "postmaster/bgworker.h"
+#include "utils/guc.h"
 
 PGDLLEXPORT void popug_notifier_main(Datum arg);
 
@@ -33,6 +39,7 @@ notify_step(bool *more)
 void
 popug_notifier_main(Datum arg)
 {
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	popug_worker_main(POPUG_PROCESS_NOTIFIER, notify_step, 0,
 					  popug_notify_interval);
 }

@@ -118,6 +118,27 @@ def test_listen_popug_events_notified_soon_after_a_commit_and_coalesced(popug):
     assert 1 <= got < commits // 2, "%d commits caused %d notifications: coalesced" % (commits, got)
 
 
+def test_events_of_another_database_wake_nothing_here(popug):
+    # popug's workers serve popug.database; an extension installed in a
+    # second database is served by no worker, and its commits must neither
+    # notify this database's listeners nor run this database's workers
+    q("CREATE DATABASE other", db="postgres")
+    q("CREATE EXTENSION popug", db="other")
+    listener = connect()
+    listener.cursor().execute("LISTEN popug_events")
+    drain_notifies(listener, 0.3)
+    passes = q1("SELECT sum(processed) FROM popug.worker_status WHERE worker = 'notifier'")
+    other = connect(db="other")
+    for n in range(20):
+        append(other.cursor(), "Elsewhere", n)
+    assert drain_notifies(listener, 1.0) == 0, "events in database other notify no listener in popug"
+    assert q1("SELECT sum(processed) FROM popug.worker_status WHERE worker = 'notifier'") == passes, \
+        "nor wake popug's notifier"
+    append(connect().cursor(), "Here")
+    assert wait_for(lambda: drain_notifies(listener, 0.1) > 0, 5), "an event in popug still notifies (the control)"
+    other.close()
+
+
 def test_producers_do_not_take_the_notify_lock(popug):
     # A transaction that NOTIFYs holds PostgreSQL's notify lock from
     # pre-commit until its commit completes.  With synchronous_standby_names

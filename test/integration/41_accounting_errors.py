@@ -18,7 +18,7 @@ import psycopg2
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from helpers import Background, connect, ensure_roles, q, q1, wait_for  # noqa: E402
+from helpers import Background, calls_as, connect, ensure_roles, q, q1, wait_for  # noqa: E402
 
 DB = "popug_errors"
 BILLING_LOCK = "SELECT pg_advisory_xact_lock(1886351207, 1)"  # popug.xact_lock(1, true)
@@ -171,20 +171,12 @@ def test_the_worker_under_cluster_wide_repeatable_read(popug):
     time.sleep(0.5)
     stop = time.time() + 4
 
-    def work(role, sql):
-        c = connect()
-        c.cursor().execute("SET ROLE %s" % role)
-        n = 0
-        while time.time() < stop:
-            with c.cursor() as cur:
-                cur.execute(sql)
-                n += cur.rowcount
-            time.sleep(0.005)
-        return n
+    def stopped():
+        return time.time() >= stop
 
-    threads = [Background(work, "t_ee_m", "SELECT popug.task_create('Steady work')"),
-               Background(work, "t_ee_w", "SELECT popug.task_complete(id) FROM "
-                          "(SELECT id FROM popug.my_tasks WHERE status = 'open' LIMIT 1) t")]
+    threads = [Background(calls_as, "t_ee_m", "SELECT popug.task_create('Steady work')", stopped, (), 0.005),
+               Background(calls_as, "t_ee_w", "SELECT popug.task_complete(id) FROM "
+                          "(SELECT id FROM popug.my_tasks WHERE status = 'open' LIMIT 1) t", stopped, (), 0.005)]
     assert wait_for(lambda: q1("SELECT count(*) FROM popug.payment WHERE kind = 'complete_reward'") > 0, 10, 0.05), \
         "under default_transaction_isolation = 'repeatable read' the worker applies fees and rewards"
     # under repeatable read a payout step whose balances the worker changed

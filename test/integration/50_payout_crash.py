@@ -15,7 +15,7 @@ import psycopg2
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from conftest import cluster_restart  # noqa: E402
-from helpers import Background, connect, ensure_roles, q, q1, wait_for, wait_workers  # noqa: E402
+from helpers import Background, calls_as, connect, ensure_roles, q, q1, wait_for, wait_workers  # noqa: E402
 
 N = int(os.environ.get("POPUG_PAYOUT_ACCOUNTS", "100000"))
 BATCH = 1000
@@ -134,23 +134,13 @@ def test_payout_under_crashes_and_load(popug):
     add_day(d3)
     stop = time.time() + 600
 
+    def stopped():
+        return time.time() >= stop
 
-    def busy(role, sql):
-        c = connect()
-        c.cursor().execute("SET ROLE %s" % role)
-        n = 0
-        while time.time() < stop:
-            try:
-                c.cursor().execute(sql)
-                n += 1
-            except psycopg2.Error as e:
-                if e.pgcode not in ("42501", "55000"):
-                    raise
-        return n
-
-
-    makers = [Background(busy, "t_pm", "SELECT popug.task_create('During the payout')")] + \
-        [Background(busy, w, "SELECT popug.task_complete(id) FROM popug.my_tasks WHERE status = 'open' LIMIT 1")
+    refused = ("42501", "55000")
+    makers = [Background(calls_as, "t_pm", "SELECT popug.task_create('During the payout')", stopped, refused)] + \
+        [Background(calls_as, w, "SELECT popug.task_complete(id) FROM popug.my_tasks WHERE status = 'open' LIMIT 1",
+                    stopped, refused)
          for w in ("t_pw1", "t_pw2")]
     time.sleep(1)
     c = connect()
