@@ -6,8 +6,8 @@
  *
  * popug's functions are SECURITY INVOKER so that current_user on entry is
  * the caller, including after SET ROLE (a SECURITY DEFINER function would
- * see its owner instead).  popug_begin records the caller and its active
- * account, then switches the user id to the owner of schema popug with
+ * see its owner instead).  popug_begin records the caller, then switches
+ * the user id to the owner of schema popug with
  * SECURITY_LOCAL_USERID_CHANGE, as PostgreSQL's own RI triggers do; the
  * switch is undone by popug_end, or by transaction (or subtransaction)
  * abort if the call fails.
@@ -76,15 +76,14 @@ static PopugPlan caller_plan = {
 };
 
 /*
- * Starts a call: captures the caller and its account, switches to the
- * extension owner and connects SPI.
+ * Starts a call: captures the caller, switches to the extension owner and
+ * connects SPI.  The caller's account is looked up when the call needs it
+ * (popug_caller_lookup), not for a superuser's call that any superuser may
+ * make.
  */
 void
 popug_begin(PopugCall *call)
 {
-	Datum		arg;
-	bool		isnull;
-
 	memset(call, 0, sizeof(*call));
 	GetUserIdAndSecContext(&call->save_userid, &call->save_sec_context);
 	call->roleid = call->save_userid;
@@ -103,7 +102,21 @@ popug_begin(PopugCall *call)
 		UpdateActiveSnapshotCommandId();
 		call->pushed_snapshot = true;
 	}
+}
 
+/*
+ * Fills in the caller's account (has_account, inactive, account_id, role),
+ * once per call; between popug_begin and popug_end.
+ */
+void
+popug_caller_lookup(PopugCall *call)
+{
+	Datum		arg;
+	bool		isnull;
+
+	if (call->looked_up)
+		return;
+	call->looked_up = true;
 	arg = DirectFunctionCall1(namein, CStringGetDatum(call->rolename));
 	if (popug_exec(&caller_plan, &arg, NULL, true, 1) == 1)
 	{
@@ -139,6 +152,7 @@ popug_require(PopugCall *call, int roles, bool superuser_ok, const char *action)
 {
 	if (superuser_ok && call->superuser)
 		return;
+	popug_caller_lookup(call);
 	if (call->inactive)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

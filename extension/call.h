@@ -7,9 +7,10 @@
  *
  * Calling convention of the SQL-callable functions: they are declared
  * SECURITY INVOKER, so GetUserId() on entry is the caller (SET ROLE counts).
- * popug_begin captures the caller and its account, then runs the rest of
- * the call as the extension owner with SPI connected; popug_end undoes
- * both.  search_path is pinned to pg_catalog by each function's SET clause
+ * popug_begin captures the caller, then runs the rest of the call as the
+ * extension owner with SPI connected; popug_end undoes both.  The caller's
+ * account is read by popug_require, or popug_caller_lookup where a call
+ * needs it otherwise.  search_path is pinned to pg_catalog by each function's SET clause
  * and every statement schema-qualifies popug's objects.
  *
  *-------------------------------------------------------------------------
@@ -45,6 +46,8 @@ typedef struct PopugCall
 	Oid			roleid;			/* current_user at the call site */
 	const char *rolename;
 	bool		superuser;
+	/* the caller's account: set by popug_caller_lookup */
+	bool		looked_up;
 	bool		has_account;	/* an active account with this login */
 	bool		inactive;		/* an account exists but is deactivated */
 	pg_uuid_t	account_id;
@@ -57,6 +60,7 @@ typedef struct PopugCall
 
 extern void popug_begin(PopugCall *call);
 extern void popug_end(PopugCall *call);
+extern void popug_caller_lookup(PopugCall *call);
 extern void popug_require(PopugCall *call, int roles, bool superuser_ok,
 						  const char *action);
 

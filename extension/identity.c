@@ -409,6 +409,7 @@ popug_caller_account_id(PG_FUNCTION_ARGS)
 	pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
 
 	popug_begin(&call);
+	popug_caller_lookup(&call);
 	popug_end(&call);
 	if (!call.has_account)
 		PG_RETURN_NULL();
@@ -426,6 +427,7 @@ popug_caller_role(PG_FUNCTION_ARGS)
 	Oid			enumtype;
 
 	popug_begin(&call);
+	popug_caller_lookup(&call);
 	popug_end(&call);
 	if (!call.has_account)
 		PG_RETURN_NULL();

@@ -274,6 +274,7 @@ popug_worker_status_rows(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	popug_begin(&call);
+	popug_caller_lookup(&call);
 	visible = call.superuser || call.role == POPUG_ROLE_ADMIN ||
 		has_privs_of_role(call.roleid, ROLE_PG_MONITOR);
 	popug_end(&call);
