@@ -407,3 +407,11 @@ RETURNS date
 AS 'MODULE_PATHNAME', 'popug_billing_day_open'
 LANGUAGE C STABLE
 SET search_path = pg_catalog, pg_temp;
+
+-- popug's advisory locks are taken in C (extension/lock.c), where the C
+-- callers take them too: one mapping of a key to its lock, and no SQL
+-- function planned for every lock taken.
+CREATE OR REPLACE FUNCTION popug.xact_lock(key integer, exclusive boolean)
+RETURNS void
+AS 'MODULE_PATHNAME', 'popug_xact_lock_sql'
+LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
