@@ -41,11 +41,15 @@ done
 # consume SIDE HOW: events and seconds one client takes to read and
 # acknowledge the whole backlog of popug's (SIDE popug) or PgQ's (SIDE pgq)
 # consumer c, each batch's rows sent to the client (HOW rows) or only
-# counted in the server (HOW count)
+# counted in the server (HOW count); either side's payloads reach the client
+# as text, unparsed
 consume() {
 	"$PYTHON" - "$1" "$2" <<'PY'
-import os, sys, time, psycopg2
+import os, sys, time, psycopg2, psycopg2.extras
 c = psycopg2.connect(dbname="popug_b", host=os.environ["PGHOST"], port=os.environ["PGPORT"], user="postgres")
+# both payloads reach the client as the text of their JSON: psycopg2 would
+# otherwise parse every jsonb payload, and not PgQ's text ones
+psycopg2.extras.register_default_jsonb(c, loads=lambda s: s)
 cur = c.cursor()
 n, t0 = 0, time.time()
 def batch(sql, args=None):

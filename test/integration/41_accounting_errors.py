@@ -193,6 +193,8 @@ def test_the_worker_under_cluster_wide_repeatable_read(popug):
     assert state == "ok", "the payout finishes under repeatable read, retried on serialization failures only"
     for t in threads:
         t.join()
+    assert all(t.error is None for t in threads), \
+        "tasks were created and completed under repeatable read throughout: %s" % [t.error for t in threads]
     print("%d tasks created, %d completed while the payout ran" % (threads[0].result, threads[1].result))
     assert wait_for(lambda: q1("SELECT pending FROM popug.consumer_lag WHERE consumer = 'accounting'") == 0,
                     30, 0.1), "the worker drains the stream"
