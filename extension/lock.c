@@ -38,6 +38,10 @@ PG_FUNCTION_INFO_V1(popug_xact_lock_sql);
 Datum
 popug_xact_lock_sql(PG_FUNCTION_ARGS)
 {
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("popug.xact_lock takes a key and whether to lock exclusively, neither null")));
 	popug_xact_lock((PopugLock) PG_GETARG_INT32(0), PG_GETARG_BOOL(1));
 	PG_RETURN_VOID();
 }

@@ -414,4 +414,12 @@ SET search_path = pg_catalog, pg_temp;
 CREATE OR REPLACE FUNCTION popug.xact_lock(key integer, exclusive boolean)
 RETURNS void
 AS 'MODULE_PATHNAME', 'popug_xact_lock_sql'
-LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
+
+-- A worker's open tasks are found without walking its done ones: with
+-- task_assignee_idx on assignee_id alone, popug.my_tasks WHERE status =
+-- 'open' read every task the worker ever had (a sequential scan of
+-- popug.task once the planner gave up on the index), so it slowed as
+-- history grew.
+DROP INDEX popug.task_assignee_idx;
+CREATE INDEX task_assignee_idx ON popug.task (assignee_id, status);

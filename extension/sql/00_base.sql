@@ -29,7 +29,7 @@ COMMENT ON TYPE popug.role IS 'What an account may do: admin, manager, accountan
 CREATE FUNCTION popug.xact_lock(key integer, exclusive boolean)
 RETURNS void
 AS 'MODULE_PATHNAME', 'popug_xact_lock_sql'
-LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
+LANGUAGE C CALLED ON NULL INPUT VOLATILE SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION popug.xact_lock(integer, boolean) FROM PUBLIC;
 COMMENT ON FUNCTION popug.xact_lock(integer, boolean) IS
 	'Takes one of popug''s transaction-level locks (1 billing, 2 payout runs, 3 worker pool), shared or exclusive';

@@ -13,7 +13,10 @@ CREATE TABLE popug.task (
 	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	completed_at	timestamptz
 );
-CREATE INDEX task_assignee_idx ON popug.task (assignee_id);
+-- a worker's tasks, and its open ones without walking the done ones
+-- (popug.my_tasks WHERE status = 'open', the call that finds what to
+-- complete next)
+CREATE INDEX task_assignee_idx ON popug.task (assignee_id, status);
 CREATE INDEX task_open_idx ON popug.task (id) WHERE status = 'open';
 COMMENT ON TABLE popug.task IS 'Tasks; prices are fixed at creation';
 -- assignee_id has no foreign key on purpose: assignees are only ever taken

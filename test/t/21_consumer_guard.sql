@@ -2,7 +2,7 @@
 -- acknowledges or creates the accounting and mailer consumers from SQL
 -- (42501), so no event escapes being applied; a NULL argument is 22004
 -- everywhere, never a NULL result.
-SELECT plan(40);
+SELECT plan(41);
 \ir setup.psql
 
 \ir cast.psql
@@ -67,6 +67,8 @@ GRANT SELECT ON nulls TO PUBLIC;
 SET ROLE t_admin;
 SELECT throws_ok(stmt, '22004', NULL, 'as an admin: ' || stmt) FROM nulls;
 RESET ROLE;
+SELECT throws_ok($$SELECT popug.xact_lock(3, NULL)$$, '22004', NULL,
+				 'as the owner (nobody else may): SELECT popug.xact_lock(3, NULL)');
 SELECT is((SELECT count(*) FROM popug.consumer), :consumers0::bigint, 'no consumer was created');
 SELECT is((SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p
 			WHERE p.pronamespace = 'popug'::regnamespace AND p.proisstrict AND p.pronargs > 0),

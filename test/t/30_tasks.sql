@@ -1,6 +1,6 @@
 -- Task tracker (SPEC 2): create, complete, shuffle; validation, SQLSTATEs,
 -- permissions, events, prices, uniform assignment, views.
-SELECT plan(67);
+SELECT plan(68);
 \ir setup.psql
 
 \ir cast.psql
@@ -213,5 +213,20 @@ SELECT cmp_ok(popug.tasks_shuffle(), '>=', 10000::bigint, 'shuffle the 10,000');
 RESET ROLE;
 SELECT cmp_ok((SELECT sum((n - 1000.0) ^ 2 / 1000.0) FROM (SELECT count(*) AS n FROM popug.task WHERE id IN (SELECT id FROM chi) GROUP BY assignee_id) c)::numeric,
 			  '<', 27.88, 'assignment by shuffle is uniform too: random per task, not once per statement');
+
+-- ---- a worker's open tasks, whatever its history ----
+-- as in a tracker in use for a while: most tasks done, a worker's whole
+-- history behind it
+UPDATE popug.task SET status = 'done', completed_at = now() WHERE id IN (SELECT id FROM chi);
+INSERT INTO popug.task (id, title, assign_fee, complete_reward, status, assignee_id, created_by)
+SELECT gen_random_uuid(), 'Done long ago', 15.00, 30.00, 'done', (SELECT id FROM acc WHERE login = 't_worker1'),
+	   (SELECT id FROM acc WHERE login = 't_manager')
+  FROM generate_series(1, 50000);
+ANALYZE popug.task;
+SET ROLE t_worker1;
+SELECT matches(pg_temp.plan($$SELECT id FROM popug.my_tasks WHERE status = 'open' LIMIT 1$$),
+			   'Index Cond: \(\(assignee_id = \$\d+\) AND \(status = ''open''::text\)\)',
+			   'my_tasks WHERE status = ''open'' goes straight to the open tasks, past 50,000 done ones');
+RESET ROLE;
 
 SELECT * FROM finish();

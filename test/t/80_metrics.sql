@@ -93,17 +93,6 @@ INSERT INTO popug.event (event_name, event_version, producer, payload)
 SELECT 'Filler', 1, 'test', '{}' FROM generate_series(1, 200000);
 ANALYZE popug.event;
 SELECT popug.consumer_create('metric_caught_up');
-CREATE FUNCTION pg_temp.plan(q text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-	line text;
-	out text := '';
-BEGIN
-	FOR line IN EXECUTE 'EXPLAIN ' || q LOOP
-		out := out || line || E'\n';
-	END LOOP;
-	RETURN out;
-END $$;
 -- (its sequence, one row, it reads whole)
 SELECT doesnt_match(pg_temp.plan('SELECT * FROM popug.metrics'), 'Seq Scan on event(?!_id_seq)',
 			  'popug.metrics reads popug.event through an index');
