@@ -66,12 +66,12 @@ INSERT INTO bench_event (event_name, event_version, producer, aggregate_id, payl
 SELECT 'TransactionApplied', 1, 'accounting', id, jsonb_build_object('account_id', id, 'debit', 15.00) FROM bench_worker WHERE w = :w;
 COMMIT;
 SQL
-# completions: client k works as worker k + 1 through that worker's tasks
+# completions: client k works as worker k + 1 through that worker's tasks;
+# the role switch rides in the same message and transaction as the call
+# (\;), as the baselines need no switch at all
 cat >"$dir/complete.sql" <<'SQL'
 \set w :client_id + 1
-SET ROLE bench_w:w;
-SELECT popug.task_complete(id) FROM bench_todo WHERE w = :w AND n = (SELECT nextval(('bench_seq' || :w)::regclass));
-RESET ROLE;
+SET ROLE bench_w:w \; SELECT popug.task_complete(id) FROM bench_todo WHERE w = :w AND n = (SELECT nextval(('bench_seq' || :w)::regclass)) \; RESET ROLE;
 SQL
 cat >"$dir/complete_base.sql" <<'SQL'
 \set w :client_id + 1
