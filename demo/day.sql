@@ -29,8 +29,14 @@ END $$;
 \echo '== morning: the day starts in Etc/GMT+12'
 ALTER SYSTEM SET popug.timezone = 'Etc/GMT+12';
 ALTER SYSTEM SET popug.payout_at = '00:00';
+SELECT clock_timestamp() AS reloaded_at \gset
 SELECT pg_reload_conf() \gset
 SET popug.timezone = 'Etc/GMT+12';
+-- a reload makes each worker run a pass with the new settings: the day's
+-- payments must not count on a day in the old time zone
+SELECT pg_temp.wait_for('the workers to read the day''s time zone',
+	format($$SELECT count(*) = 2 FROM popug.worker_status
+			  WHERE worker IN ('accounting', 'scheduler') AND last_run > %L$$, :'reloaded_at'), 30) \gset
 
 \echo '== the people: a superuser bootstraps the admin, who creates the rest'
 CREATE ROLE admin_ada LOGIN;

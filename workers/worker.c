@@ -192,8 +192,14 @@ popug_worker_main(PopugProcess proc, PopugWorkerStep step, long idle_ms,
 			pause_for(backoff);
 		else if (!more)
 			wait_for_work(proc, idle_ms);
-		else
-			(void) serve_interrupts();
+
+		/*
+		 * New settings are read before every pass: a worker woken again
+		 * and again returns from wait_for_work without sleeping, and would
+		 * otherwise keep the old ones (popug.timezone, the billing day)
+		 * for as long as commits keep coming.
+		 */
+		(void) serve_interrupts();
 
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
