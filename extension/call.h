@@ -10,8 +10,9 @@
  * popug_begin captures the caller, then runs the rest of the call as the
  * extension owner with SPI connected; popug_end undoes both.  The caller's
  * account is read by popug_require, or popug_caller_lookup where a call
- * needs it otherwise.  search_path is pinned to pg_catalog by each function's SET clause
- * and every statement schema-qualifies popug's objects.
+ * needs it otherwise.  search_path is pinned to pg_catalog by each
+ * function's SET clause and every statement schema-qualifies popug's
+ * objects.
  *
  *-------------------------------------------------------------------------
  */
